@@ -1,0 +1,256 @@
+"""SQLAlchemy 2 models: the tables of ARCHITECTURE.md.
+
+Natural keys carry unique constraints so that every write can be
+``INSERT ... ON CONFLICT DO NOTHING`` and a redelivered message changes nothing.
+Solutions and unit tests are content-addressed per problem, which makes the
+execution cache (solution, test, sandbox profile) shared across runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base with JSONB for ``dict`` columns."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONB, list[Any]: JSONB}
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Benchmark(Base):
+    __tablename__ = "benchmarks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = _created()
+
+
+class Problem(Base):
+    __tablename__ = "problems"
+    __table_args__ = (UniqueConstraint("benchmark_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    benchmark_id: Mapped[int] = mapped_column(ForeignKey("benchmarks.id", ondelete="CASCADE"))
+    task_id: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    test_prompt: Mapped[str | None] = mapped_column(Text)
+    entry_point: Mapped[str] = mapped_column(String(200))
+    canonical_solution: Mapped[str] = mapped_column(Text, default="")
+    test_code: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class Model(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    backend: Mapped[str] = mapped_column(String(20))
+    checkpoint: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    benchmark_id: Mapped[int] = mapped_column(ForeignKey("benchmarks.id"))
+    policy_model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    test_model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    n_solutions: Mapped[int] = mapped_column(Integer)
+    n_tests: Mapped[int] = mapped_column(Integer)
+    test_style: Mapped[str] = mapped_column(String(20))
+    exec_profile: Mapped[str] = mapped_column(String(200))
+    ground_truth_profile: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunProblem(Base):
+    __tablename__ = "run_problems"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    solutions_extracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    tests_extracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    pairs_total: Mapped[int] = mapped_column(Integer, default=0)
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ExecutionBatch(Base):
+    __tablename__ = "execution_batches"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"), primary_key=True)
+    batch_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    solutions: Mapped[int] = mapped_column(Integer)
+    pairs: Mapped[int] = mapped_column(Integer)
+    executed: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Completion(Base):
+    __tablename__ = "completions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "problem_id", "role", "generation", "sample_index"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    generation: Mapped[str] = mapped_column(String(200))
+    sample_index: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    finish_reason: Mapped[str | None] = mapped_column(String(40))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    extraction_status: Mapped[str | None] = mapped_column(String(40))
+    extraction_detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class RunCompletion(Base):
+    __tablename__ = "run_completions"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    completion_id: Mapped[int] = mapped_column(ForeignKey("completions.id"), primary_key=True)
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+
+
+class Solution(Base):
+    __tablename__ = "solutions"
+    __table_args__ = (UniqueConstraint("problem_id", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class UnitTest(Base):
+    __tablename__ = "unit_tests"
+    __table_args__ = (UniqueConstraint("problem_id", "style", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"))
+    style: Mapped[str] = mapped_column(String(20))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class CompletionSolution(Base):
+    __tablename__ = "completion_solutions"
+
+    completion_id: Mapped[int] = mapped_column(
+        ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True
+    )
+    solution_id: Mapped[int] = mapped_column(ForeignKey("solutions.id"), index=True)
+
+
+class CompletionTest(Base):
+    __tablename__ = "completion_tests"
+
+    completion_id: Mapped[int] = mapped_column(
+        ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_test_id: Mapped[int] = mapped_column(ForeignKey("unit_tests.id"), index=True)
+
+
+class Execution(Base):
+    __tablename__ = "executions"
+
+    solution_id: Mapped[int] = mapped_column(
+        ForeignKey("solutions.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_test_id: Mapped[int] = mapped_column(
+        ForeignKey("unit_tests.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile: Mapped[str] = mapped_column(String(200), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    tests_run: Mapped[int | None] = mapped_column(Integer)
+    tests_passed: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class GroundTruth(Base):
+    __tablename__ = "ground_truth"
+
+    solution_id: Mapped[int] = mapped_column(
+        ForeignKey("solutions.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile: Mapped[str] = mapped_column(String(200), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class Selection(Base):
+    __tablename__ = "selections"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(40), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    chosen: Mapped[list[Any]] = mapped_column(default=list)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RunMetric(Base):
+    __tablename__ = "run_metrics"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    problems: Mapped[int] = mapped_column(Integer)

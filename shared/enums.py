@@ -1,0 +1,73 @@
+"""Closed vocabularies shared by the messages, the database and the services."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a completion was sampled for."""
+
+    SOLUTION = "solution"
+    TEST = "test"
+
+
+class CompletionFormat(StrEnum):
+    """How a completion's text is laid out, which decides how it is extracted.
+
+    ``completion``: a continuation of a plain prompt (CodeT style: a function body,
+    or asserts after ``assert ``). ``chat``: a chat answer with markdown code blocks
+    (CodeRM style).
+    """
+
+    COMPLETION = "completion"
+    CHAT = "chat"
+
+
+class TestStyle(StrEnum):
+    """How a unit test is executed against a solution."""
+
+    ASSERT = "assert"
+    UNITTEST = "unittest"
+
+
+class ExtractionStatus(StrEnum):
+    """Why a completion did or did not yield code."""
+
+    OK = "ok"
+    NO_CODE_BLOCK = "no_code_block"
+    MULTIPLE_CODE_BLOCKS = "multiple_code_blocks"
+    SYNTAX_ERROR = "syntax_error"
+    NO_TEST_CLASS = "no_test_class"
+    MULTIPLE_TEST_CLASSES = "multiple_test_classes"
+    NO_ASSERTS = "no_asserts"
+    EMPTY = "empty"
+
+
+class Outcome(StrEnum):
+    """The finer result of one execution; only ``PASS`` counts as a pass."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CRASH = "crash"
+    SANDBOX_ERROR = "sandbox_error"
+
+
+class RunState(StrEnum):
+    """Life cycle of a run."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class ProblemState(StrEnum):
+    """Life cycle of one problem inside a run."""
+
+    PENDING = "pending"
+    EXTRACTED = "extracted"
+    EXECUTING = "executing"
+    SCORED = "scored"

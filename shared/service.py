@@ -1,0 +1,65 @@
+"""The start-up/shutdown shell every service shares.
+
+Resources are made in one place, handed to the service's ``register`` function in a
+``ServiceContext``, and closed in reverse order. SIGTERM/SIGINT stop consuming, let
+the handlers in hand finish within a bound (unfinished ones are requeued by the
+broker when the channel closes), then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.broker import Broker, connect_broker
+from shared.db.session import make_engine, make_sessionmaker
+from shared.logging import configure_logging
+from shared.settings import ServiceSettings
+
+
+@dataclass
+class ServiceContext:
+    """What a service's handlers need: database sessions, the broker and a logger."""
+
+    name: str
+    sessions: async_sessionmaker[AsyncSession]
+    broker: Broker
+    log: structlog.stdlib.BoundLogger
+
+
+Register = Callable[[ServiceContext, contextlib.AsyncExitStack], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def service_context(name: str, settings: ServiceSettings) -> AsyncIterator[ServiceContext]:
+    """Open the database engine and the broker; close both on exit."""
+    log = configure_logging(settings.logging, name)
+    engine = make_engine(settings.database)
+    try:
+        async with connect_broker(settings.broker) as broker:
+            yield ServiceContext(name, make_sessionmaker(engine), broker, log)
+    finally:
+        await engine.dispose()
+
+
+async def serve(
+    name: str, settings: ServiceSettings, register: Register, grace_s: float = 30.0
+) -> None:
+    """Run a service until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with service_context(name, settings) as ctx, contextlib.AsyncExitStack() as stack:
+        await register(ctx, stack)
+        ctx.log.info("service.started")
+        await stop.wait()
+        ctx.log.info("service.stopping")
+        await ctx.broker.stop_consuming(grace_s)
+    ctx.log.info("service.stopped")
