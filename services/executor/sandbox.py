@@ -1,0 +1,349 @@
+"""Run batches of unit-test executions in a locked-down Docker container.
+
+One container per batch, running ``sandbox/runner.py`` (see there for the verdict
+rules). Transport: the batch goes in through the container's stdin over a hijacked
+``attach`` connection as a length-prefixed, zlib-compressed JSON payload (so no EOF
+or half-close is needed); the results come back as JSON lines on the same
+connection's stdout. The container is always force-deleted afterwards, also on
+errors and cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import struct
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiodocker
+from aiodocker.containers import DockerContainer
+
+from shared.enums import Outcome
+from shared.settings import SandboxSettings
+
+SANDBOX_VERSION = "1"
+"""Bump whenever the verdict semantics of runner.py or of this driver change."""
+
+LABEL = "coderm.sandbox"
+RUNNER_PATH = "/opt/coderm/runner.py"
+ENTRYPOINT = ["python3", "-I", "-S", RUNNER_PATH]
+
+# must match sandbox/runner.py
+_MAGIC = b"CODERM1\n"
+_HEADER = struct.Struct(">Q")
+
+# limits applied by the runner to every child process (see runner.Limits)
+ADDRESS_SPACE_MB = 2048
+FILE_SIZE_MB = 16
+OPEN_FILES = 256
+GRACE_S = 0.1
+
+MAX_STDOUT_BYTES = 64 << 20
+MAX_STDERR_BYTES = 64 << 10
+
+# a worse outcome wins when a key is reported twice (a forged line cannot add a pass)
+_SEVERITY = {
+    Outcome.PASS: 0,
+    Outcome.FAIL: 1,
+    Outcome.ERROR: 2,
+    Outcome.TIMEOUT: 3,
+    Outcome.CRASH: 4,
+    Outcome.SANDBOX_ERROR: 5,
+}
+
+
+@dataclass(frozen=True)
+class UnittestJob:
+    """A CodeRM pair: solution + unit test + driver, run as one module."""
+
+    key: str
+    code: str
+    time_limit_s: float
+    kill_after_s: float
+
+
+@dataclass(frozen=True)
+class AssertCheck:
+    """One CodeT assert (or block of test code) run after an AssertJob's setup."""
+
+    key: str
+    code: str
+
+
+@dataclass(frozen=True)
+class AssertJob:
+    """A solution executed once, then its checks in order, each under its own limit."""
+
+    key: str
+    setup: str
+    checks: tuple[AssertCheck, ...]
+    time_limit_s: float
+    setup_time_limit_s: float
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The verdict for one unittest job or one assert check."""
+
+    key: str
+    outcome: Outcome
+    tests_run: int | None
+    tests_passed: int | None
+    duration_ms: float | None
+    detail: str | None
+
+
+class SandboxError(Exception):
+    """The sandbox broke (not the candidate code): the batch may be retried."""
+
+
+def _job_json(job: UnittestJob | AssertJob) -> dict[str, Any]:
+    if isinstance(job, UnittestJob):
+        return {
+            "kind": "unittest",
+            "key": job.key,
+            "code": job.code,
+            "time_limit_s": job.time_limit_s,
+            "kill_after_s": job.kill_after_s,
+        }
+    return {
+        "kind": "asserts",
+        "key": job.key,
+        "setup": job.setup,
+        "checks": [{"key": c.key, "code": c.code} for c in job.checks],
+        "time_limit_s": job.time_limit_s,
+        "setup_time_limit_s": job.setup_time_limit_s,
+    }
+
+
+def result_keys(jobs: Sequence[UnittestJob | AssertJob]) -> list[str]:
+    """The keys run_batch returns results for; raises ValueError on duplicates."""
+    keys: list[str] = []
+    for job in jobs:
+        if isinstance(job, UnittestJob):
+            keys.append(job.key)
+        else:
+            keys.extend(c.key for c in job.checks)
+    if len(set(keys)) != len(keys):
+        raise ValueError("result keys in a batch must be unique")
+    return keys
+
+
+def encode_batch(jobs: Sequence[UnittestJob | AssertJob]) -> bytes:
+    """The runner's stdin payload: magic, 8-byte length, zlib-compressed JSON."""
+    batch = {
+        "jobs": [_job_json(j) for j in jobs],
+        "limits": {
+            "address_space_mb": ADDRESS_SPACE_MB,
+            "file_size_mb": FILE_SIZE_MB,
+            "open_files": OPEN_FILES,
+            "grace_s": GRACE_S,
+        },
+    }
+    data = zlib.compress(json.dumps(batch).encode(), 6)
+    return _MAGIC + _HEADER.pack(len(data)) + data
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_float(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def parse_output(stdout: bytes, expected: Sequence[str]) -> dict[str, JobResult]:
+    """Parse the runner's JSON lines; SandboxError unless every key got a result."""
+    wanted = set(expected)
+    results: dict[str, JobResult] = {}
+    done = False
+    for raw in stdout.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+            if not isinstance(line, dict):
+                raise ValueError("not an object")
+            if line.get("done") is True:
+                done = True
+                continue
+            key = line["key"]
+            outcome = Outcome(line["outcome"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SandboxError(f"unparsable runner output line {raw[:200]!r}: {exc}") from exc
+        if key not in wanted:
+            raise SandboxError(f"runner reported an unknown key {key!r}")
+        detail = line.get("detail")
+        result = JobResult(
+            key=key,
+            outcome=outcome,
+            tests_run=_opt_int(line.get("tests_run")),
+            tests_passed=_opt_int(line.get("tests_passed")),
+            duration_ms=_opt_float(line.get("duration_ms")),
+            detail=detail if isinstance(detail, str) else None,
+        )
+        previous = results.get(key)
+        if previous is not None and _SEVERITY[previous.outcome] >= _SEVERITY[outcome]:
+            continue
+        results[key] = result
+    if not done:
+        raise SandboxError("runner output has no end marker")
+    missing = wanted - results.keys()
+    if missing:
+        raise SandboxError(f"runner output lacks {len(missing)} results, e.g. {min(missing)!r}")
+    return results
+
+
+class DockerSandbox:
+    """Runs batches in throw-away containers through an aiodocker client."""
+
+    def __init__(self, docker: aiodocker.Docker, settings: SandboxSettings) -> None:
+        self._docker = docker
+        self._settings = settings
+        self._live: set[str] = set()
+        self.last_timings: dict[str, float] = {}
+        """Phase durations (s) of the last batch: create, run, delete, total."""
+
+    def container_config(self) -> dict[str, Any]:
+        s = self._settings
+        memory = s.memory_mb * (1 << 20)
+        return {
+            "Image": s.image,
+            "Entrypoint": ENTRYPOINT,
+            "Cmd": [],
+            "User": s.user,
+            "Env": [],
+            "WorkingDir": "/tmp",
+            "Labels": {LABEL: "1", f"{LABEL}.version": SANDBOX_VERSION},
+            "NetworkDisabled": True,
+            "AttachStdin": True,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "OpenStdin": True,
+            "StdinOnce": True,
+            "Tty": False,
+            "HostConfig": {
+                "NetworkMode": "none",
+                "ReadonlyRootfs": True,
+                "Tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={s.tmpfs_mb}m"},
+                "Memory": memory,
+                "MemorySwap": memory,
+                "PidsLimit": s.pids_limit,
+                "NanoCpus": int(s.cpus * 1e9),
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges"],
+                "IpcMode": "private",
+                "Init": False,
+                "AutoRemove": False,
+                "Privileged": False,
+                "LogConfig": {"Type": "none", "Config": {}},
+            },
+        }
+
+    async def run_batch(self, jobs: Sequence[UnittestJob | AssertJob]) -> dict[str, JobResult]:
+        """Run ``jobs`` in one container: one result per unittest job and per check.
+
+        Raises SandboxError when the container breaks, times out or its output is
+        incomplete; the whole batch may then be retried.
+        """
+        expected = result_keys(jobs)
+        if not expected:
+            return {}
+        payload = encode_batch(jobs)
+        t0 = time.monotonic()
+        timings: dict[str, float] = {}
+        try:
+            container = await self._docker.containers.create(self.container_config())
+        except aiodocker.DockerError as exc:
+            raise SandboxError(f"cannot create sandbox container: {exc}") from exc
+        self._live.add(container.id)
+        timings["create"] = time.monotonic() - t0
+        try:
+            try:
+                async with asyncio.timeout(self._settings.container_timeout_s):
+                    stdout, stderr = await self._run(container, payload)
+                    status = await container.wait()
+            except TimeoutError as exc:
+                raise SandboxError(
+                    f"sandbox exceeded {self._settings.container_timeout_s:g} s"
+                ) from exc
+            except aiodocker.DockerError as exc:
+                raise SandboxError(f"docker failed while running the sandbox: {exc}") from exc
+            timings["run"] = time.monotonic() - t0 - timings["create"]
+            code = status.get("StatusCode")
+            if code != 0:
+                tail = stderr[-2000:].decode(errors="replace")
+                raise SandboxError(f"runner exited with status {code}: {tail}")
+            return parse_output(stdout, expected)
+        finally:
+            t1 = time.monotonic()
+            await asyncio.shield(self._delete(container))
+            timings["delete"] = time.monotonic() - t1
+            timings["total"] = time.monotonic() - t0
+            self.last_timings = timings
+
+    async def _run(self, container: DockerContainer, payload: bytes) -> tuple[bytes, bytes]:
+        """Attach, start, send the payload, read stdout/stderr until the runner exits."""
+        stream = container.attach(stdin=True, stdout=True, stderr=True)
+        try:
+            async with stream:
+                await container.start()
+                await stream.write_in(payload)
+                out = bytearray()
+                err = bytearray()
+                while True:
+                    msg = await stream.read_out()
+                    if msg is None:
+                        break
+                    if msg.stream == 2:
+                        if len(err) < MAX_STDERR_BYTES:
+                            err += msg.data
+                    else:
+                        out += msg.data
+                        if len(out) > MAX_STDOUT_BYTES:
+                            raise SandboxError("runner output too large")
+                return bytes(out), bytes(err)
+        except (ConnectionError, OSError) as exc:
+            raise SandboxError(f"sandbox connection failed: {exc!r}") from exc
+
+    async def _delete(self, container: DockerContainer) -> None:
+        try:
+            await container.delete(force=True)
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                with contextlib.suppress(aiodocker.DockerError):
+                    await container.delete(force=True)
+        finally:
+            self._live.discard(container.id)
+
+    async def remove_stale_containers(self) -> int:
+        """Remove sandbox containers left behind (e.g. by a crashed executor).
+
+        Containers of this instance that are still in use are kept, and so are running
+        containers younger than the container timeout (another executor on the same
+        engine may own them; they end by themselves). Returns how many were removed.
+        """
+        listed = await self._docker.containers.list(all=True, filters={"label": [f"{LABEL}=1"]})
+        now = time.time()
+        removed = 0
+        for container in listed:
+            if container.id in self._live:
+                continue
+            running = "State" in container and container["State"] == "running"
+            created = float(container["Created"]) if "Created" in container else 0.0
+            if running and now - created < self._settings.container_timeout_s + 60:
+                continue
+            try:
+                await container.delete(force=True)
+                removed += 1
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:
+                    raise
+        return removed

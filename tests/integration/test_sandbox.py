@@ -1,0 +1,365 @@
+"""The Docker sandbox against the real engine and the image built by sandbox/build.sh."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiodocker
+import pytest
+import pytest_asyncio
+
+from services.executor.sandbox import (
+    LABEL,
+    AssertCheck,
+    AssertJob,
+    DockerSandbox,
+    JobResult,
+    SandboxError,
+    UnittestJob,
+)
+from shared.enums import Outcome
+from shared.settings import SandboxSettings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = SandboxSettings()
+
+# the driver the extractor appends to a CodeRM unit test
+DRIVER = """
+
+import io as _io
+import unittest as _unittest
+_suite = _unittest.TestLoader().loadTestsFromTestCase(TestAddOne)
+result = _unittest.TextTestRunner(stream=_io.StringIO()).run(_suite)
+"""
+
+GOOD = "def add_one(x):\n    return x + 1\n"
+WRONG = "def add_one(x):\n    return x + 2\n"
+TEST = """import unittest
+
+class TestAddOne(unittest.TestCase):
+    def test_small(self):
+        self.assertEqual(add_one(1), 2)
+
+    def test_negative(self):
+        self.assertEqual(add_one(-5), -4)
+
+    def test_zero(self):
+        self.assertEqual(add_one(0), 1)
+"""
+
+NOT_PASS = {Outcome.FAIL, Outcome.ERROR, Outcome.TIMEOUT, Outcome.CRASH}
+
+# solutions that misbehave; each must not pass and must not disturb later pairs
+HOSTILE: dict[str, str] = {
+    "syntax": "def add_one(x)\n    return x + 1\n",
+    "loop": "while True:\n    pass\n",
+    "ignore_alarm": (
+        "import signal\n"
+        "signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "while True:\n    pass\n"
+    ),
+    "fork_bomb": (
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    ),
+    "alloc_8g_module": "_x = bytearray(8 << 30)\n" + GOOD,
+    "alloc_8g_test": GOOD + "_blob = None\n",  # allocation happens in the test below
+    # stays under RLIMIT_AS but over the container's memory: the OOM killer picks the
+    # child (oom_score_adj 1000), never the runner
+    "oom_gradual": "_c = []\nwhile True:\n    _c.append(b'x' * (16 << 20))\n" + GOOD,
+    "print_gigabytes": (
+        "import sys\n"
+        "_chunk = 'x' * (1 << 20)\n"
+        "for _ in range(1 << 20):\n"
+        "    sys.stdout.write(_chunk)\n"
+        "    sys.stderr.write(_chunk)\n" + GOOD
+    ),
+    "socket_loopback": (
+        "import socket\nsocket.create_connection(('127.0.0.1', 80), timeout=0.5)\n" + GOOD
+    ),
+    "socket_outside": (
+        "import socket\nsocket.create_connection(('192.0.2.1', 80), timeout=0.5)\n" + GOOD
+    ),
+    "sys_exit": "import sys\nsys.exit(0)\n",
+    "os_exit": "import os\nos._exit(0)\n",
+    "segfault": "import ctypes\nctypes.string_at(0)\n",
+    "escaping_grandchild": (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    open('/tmp/marker', 'w').write('x')\n"
+        "    while True:\n        time.sleep(1)\n"
+        "time.sleep(0.2)\n"
+        "raise RuntimeError('parent gives up')\n"
+    ),
+    "forge": (
+        "import os, json\n"
+        "_line = json.dumps({'key': 'forged_victim', 'outcome': 'pass', 'tests_run': 3,"
+        " 'tests_passed': 3, 'duration_ms': 1.0, 'detail': None}) + '\\n'\n"
+        "for _fd in range(0, 64):\n"
+        "    try:\n        os.write(_fd, _line.encode())\n"
+        "    except OSError:\n        pass\n"
+        "for _name in os.listdir('/proc/1/fd') if os.access('/proc/1/fd', os.R_OK) else []:\n"
+        "    try:\n"
+        "        with open('/proc/1/fd/' + _name, 'w') as _f:\n            _f.write(_line)\n"
+        "    except OSError:\n        pass\n"
+        "raise SystemExit(0)\n"
+    ),
+}
+
+ALLOC_TEST = TEST.replace(
+    "    def test_zero(self):\n",
+    "    def test_zero(self):\n"
+    "        _blob = bytearray(8 << 30)\n"
+    "        self.assertTrue(_blob)\n",
+)
+
+
+def pair(key: str, solution: str, test: str = TEST, limit: float = 1.0) -> UnittestJob:
+    return UnittestJob(
+        key=key, code=solution + "\n\n" + test + DRIVER, time_limit_s=limit, kill_after_s=2 * limit
+    )
+
+
+def summary(results: dict[str, JobResult]) -> str:
+    return "\n".join(f"{k}: {r.outcome} {r.duration_ms} {r.detail}" for k, r in results.items())
+
+
+@pytest.fixture(scope="module")
+def image() -> Iterator[str]:
+    """The sandbox image, (re)built by sandbox/build.sh, which is a no-op when current."""
+    if shutil.which("docker") is None:
+        pytest.skip("docker CLI not installed")
+    subprocess.run([str(ROOT / "sandbox" / "build.sh")], check=True, timeout=900)
+    yield SETTINGS.image
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def docker(image: str) -> AsyncIterator[aiodocker.Docker]:
+    client = aiodocker.Docker()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def sandbox(docker: aiodocker.Docker) -> DockerSandbox:
+    return DockerSandbox(docker, SETTINGS)
+
+
+async def our_containers(docker: aiodocker.Docker) -> list[str]:
+    listed = await docker.containers.list(all=True, filters={"label": [f"{LABEL}=1"]})
+    return [c.id for c in listed]
+
+
+async def test_unittest_verdicts_and_containment(
+    sandbox: DockerSandbox, docker: aiodocker.Docker
+) -> None:
+    jobs: list[UnittestJob] = [pair("pass", GOOD), pair("fail", WRONG)]
+    for name, solution in HOSTILE.items():
+        test = ALLOC_TEST if name == "alloc_8g_test" else TEST
+        jobs.append(pair(name, solution, test))
+        if name == "forge":
+            jobs.append(pair("forged_victim", WRONG))
+        # pairs after each hostile one must still get their right verdicts
+        jobs.append(pair(f"{name}/after_pass", GOOD))
+        jobs.append(pair(f"{name}/after_fail", WRONG))
+    jobs.append(
+        pair(
+            "tmp_is_clean",
+            "import os\nassert not os.path.exists('/tmp/marker')\n" + GOOD,
+        )
+    )
+
+    t0 = time.monotonic()
+    results = await sandbox.run_batch(jobs)
+    elapsed = time.monotonic() - t0
+    print(f"\n{len(jobs)} unittest jobs in {elapsed:.2f} s; phases {sandbox.last_timings}")
+    print(summary(results))
+
+    assert set(results) == {j.key for j in jobs}
+    assert results["pass"].outcome == Outcome.PASS
+    assert (results["pass"].tests_run, results["pass"].tests_passed) == (3, 3)
+    assert results["fail"].outcome == Outcome.FAIL
+    assert (results["fail"].tests_run, results["fail"].tests_passed) == (3, 0)
+    for name in HOSTILE:
+        assert results[name].outcome in NOT_PASS, summary(results)
+        assert results[f"{name}/after_pass"].outcome == Outcome.PASS, summary(results)
+        assert results[f"{name}/after_fail"].outcome == Outcome.FAIL, summary(results)
+    assert results["syntax"].outcome == Outcome.ERROR
+    assert results["alloc_8g_module"].outcome == Outcome.ERROR
+    assert results["alloc_8g_test"].outcome == Outcome.FAIL
+    assert results["socket_loopback"].outcome == Outcome.ERROR
+    assert results["socket_outside"].outcome == Outcome.ERROR
+    assert results["sys_exit"].outcome == Outcome.CRASH
+    assert results["os_exit"].outcome == Outcome.CRASH
+    assert results["segfault"].outcome == Outcome.CRASH
+    assert results["forge"].outcome == Outcome.CRASH
+    assert results["forged_victim"].outcome == Outcome.FAIL
+    assert results["tmp_is_clean"].outcome == Outcome.PASS
+    for name in ("loop", "ignore_alarm", "print_gigabytes"):
+        result = results[name]
+        assert result.outcome == Outcome.TIMEOUT
+        # killed at the limit, not at the end of whatever it was doing
+        assert result.duration_ms is not None and result.duration_ms < 1800
+    assert await our_containers(docker) == []
+
+
+async def test_timeout_counts_module_time(sandbox: DockerSandbox) -> None:
+    slow = "import time\ntime.sleep(0.6)\n" + GOOD
+    results = await sandbox.run_batch(
+        [pair("slow_ok", slow, limit=1.0), pair("slow_too_slow", slow, limit=0.3)]
+    )
+    assert results["slow_ok"].outcome == Outcome.PASS
+    assert results["slow_too_slow"].outcome == Outcome.TIMEOUT
+
+
+def _checks(prefix: str, *codes: str) -> tuple[AssertCheck, ...]:
+    return tuple(AssertCheck(f"{prefix}/{i}", code) for i, code in enumerate(codes))
+
+
+async def test_assert_jobs(sandbox: DockerSandbox, docker: aiodocker.Docker) -> None:
+    checks = _checks(
+        "ok",
+        "assert add_one(1) == 2",
+        "assert add_one(1) == 3",
+        "while True:\n    pass",
+        "assert add_one(5) == 6",
+        "import os\nos._exit(1)",
+        "assert add_one(0) == 1",
+        "import sys\nsys.exit(3)",
+        "assert add_one(-1) == 0",
+        "assert add_one(",
+        "raise ValueError('x')",
+        "def check(f):\n    assert f(2) == 3\n    assert f(3) == 4\ncheck(add_one)",
+    )
+    jobs = [
+        AssertJob("ok", GOOD, checks, time_limit_s=0.5, setup_time_limit_s=3.0),
+        AssertJob(
+            "raises",
+            GOOD + "raise RuntimeError('setup broke')\n",
+            _checks("raises", "assert add_one(1) == 2", "assert add_one(1) == 3"),
+            time_limit_s=0.5,
+            setup_time_limit_s=3.0,
+        ),
+        AssertJob(
+            "syntax",
+            "def add_one(x) return x",
+            _checks("syntax", "assert add_one(1) == 2"),
+            time_limit_s=0.5,
+            setup_time_limit_s=3.0,
+        ),
+        AssertJob(
+            "slow_setup",
+            "while True:\n    pass\n",
+            _checks("slow_setup", "assert True", "assert True"),
+            time_limit_s=0.5,
+            setup_time_limit_s=0.5,
+        ),
+        AssertJob(
+            "after",
+            GOOD,
+            _checks("after", "assert add_one(1) == 2", "assert add_one(1) == 1"),
+            time_limit_s=0.5,
+            setup_time_limit_s=3.0,
+        ),
+    ]
+    t0 = time.monotonic()
+    results = await sandbox.run_batch(jobs)
+    print(f"\nassert jobs in {time.monotonic() - t0:.2f} s; phases {sandbox.last_timings}")
+    print(summary(results))
+
+    expected = {
+        "ok/0": Outcome.PASS,
+        "ok/1": Outcome.FAIL,
+        "ok/2": Outcome.TIMEOUT,
+        "ok/3": Outcome.PASS,
+        "ok/4": Outcome.CRASH,
+        "ok/5": Outcome.PASS,
+        "ok/6": Outcome.CRASH,
+        "ok/7": Outcome.PASS,
+        "ok/8": Outcome.ERROR,
+        "ok/9": Outcome.ERROR,
+        "ok/10": Outcome.PASS,
+        "raises/0": Outcome.ERROR,
+        "raises/1": Outcome.ERROR,
+        "syntax/0": Outcome.ERROR,
+        "slow_setup/0": Outcome.TIMEOUT,
+        "slow_setup/1": Outcome.TIMEOUT,
+        "after/0": Outcome.PASS,
+        "after/1": Outcome.FAIL,
+    }
+    assert {k: r.outcome for k, r in results.items()} == expected, summary(results)
+    assert await our_containers(docker) == []
+
+
+async def test_cancellation_removes_container(
+    sandbox: DockerSandbox, docker: aiodocker.Docker
+) -> None:
+    task = asyncio.create_task(
+        sandbox.run_batch([pair("long", "while True:\n    pass\n", limit=60)])
+    )
+    deadline = time.monotonic() + 30
+    while not await our_containers(docker):
+        assert time.monotonic() < deadline, "container never appeared"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await our_containers(docker) == []
+
+
+async def test_container_timeout_is_a_sandbox_error(docker: aiodocker.Docker) -> None:
+    sandbox = DockerSandbox(docker, SETTINGS.model_copy(update={"container_timeout_s": 2.0}))
+    with pytest.raises(SandboxError):
+        await sandbox.run_batch([pair("long", "while True:\n    pass\n", limit=60)])
+    assert await our_containers(docker) == []
+
+
+async def test_broken_image_is_a_sandbox_error(docker: aiodocker.Docker) -> None:
+    settings = SETTINGS.model_copy(update={"image": "coderm-sandbox-base:bookworm"})
+    sandbox = DockerSandbox(docker, settings)
+    with pytest.raises(SandboxError):  # no runner in the base image: runner exits non-zero
+        await sandbox.run_batch([pair("x", GOOD)])
+    assert await our_containers(docker) == []
+
+
+async def test_remove_stale_containers(sandbox: DockerSandbox, docker: aiodocker.Docker) -> None:
+    await docker.containers.create(sandbox.container_config())
+    assert len(await our_containers(docker)) == 1
+    assert await sandbox.remove_stale_containers() == 1
+    assert await our_containers(docker) == []
+
+
+async def test_throughput_measurement(sandbox: DockerSandbox) -> None:
+    """Not an assertion on time: prints what a realistic batch costs."""
+    jobs = [pair(f"p{i}", GOOD if i % 2 else WRONG) for i in range(200)]
+    t0 = time.monotonic()
+    results = await sandbox.run_batch(jobs)
+    elapsed = time.monotonic() - t0
+    assert sum(r.outcome == Outcome.PASS for r in results.values()) == 100
+    checks = _checks("c", *(f"assert add_one({i}) == {i + 1}" for i in range(92)))
+    t1 = time.monotonic()
+    asserts = await sandbox.run_batch(
+        [
+            AssertJob(
+                f"s{j}", GOOD, tuple(AssertCheck(f"s{j}/{c.key}", c.code) for c in checks), 0.5, 3.0
+            )
+            for j in range(20)
+        ]
+    )
+    elapsed_asserts = time.monotonic() - t1
+    assert all(r.outcome == Outcome.PASS for r in asserts.values())
+    print(
+        f"\n200 unittest pairs: {elapsed:.2f} s ({elapsed / 200 * 1000:.1f} ms/pair);"
+        f" 20 solutions x 92 asserts: {elapsed_asserts:.2f} s; phases {sandbox.last_timings}"
+    )
