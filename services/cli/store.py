@@ -1,0 +1,260 @@
+"""Database operations behind the CLI: imports, run submission, progress and results."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import String, cast, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.cli.importers import CompletionRecord, ProblemRecord
+from shared.db.models import (
+    Benchmark,
+    Completion,
+    ExecutionBatch,
+    Model,
+    Problem,
+    Run,
+    RunCompletion,
+    RunMetric,
+    RunProblem,
+)
+from shared.enums import CompletionFormat, ProblemState, Role, RunState, TestStyle
+from shared.profiles import ExecLimits
+
+IMPORTED = "imported"
+
+
+async def upsert_benchmark(
+    session: AsyncSession, name: str, source: str, problems: Sequence[ProblemRecord]
+) -> tuple[int, int]:
+    """Insert a benchmark and its problems (existing ones are kept); return (id, new problems)."""
+    await session.execute(
+        insert(Benchmark).values(name=name, source=source).on_conflict_do_nothing()
+    )
+    benchmark_id = await session.scalar(select(Benchmark.id).where(Benchmark.name == name))
+    assert benchmark_id is not None
+    result = await session.execute(
+        insert(Problem)
+        .values(
+            [
+                {
+                    "benchmark_id": benchmark_id,
+                    "task_id": p.task_id,
+                    "position": p.position,
+                    "prompt": p.prompt,
+                    "test_prompt": p.test_prompt,
+                    "entry_point": p.entry_point,
+                    "canonical_solution": p.canonical_solution,
+                    "test_code": p.test_code,
+                }
+                for p in problems
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(Problem.id)
+    )
+    return benchmark_id, len(result.all())
+
+
+async def benchmark_problems(session: AsyncSession, name: str) -> list[Problem]:
+    """The benchmark's problems in their file order; raises if it was never imported."""
+    benchmark_id = await session.scalar(select(Benchmark.id).where(Benchmark.name == name))
+    if benchmark_id is None:
+        raise LookupError(f"benchmark {name!r} is not imported (coderm import-benchmark)")
+    rows = await session.scalars(
+        select(Problem).where(Problem.benchmark_id == benchmark_id).order_by(Problem.position)
+    )
+    return list(rows)
+
+
+async def upsert_model(
+    session: AsyncSession, name: str, backend: str, completion_format: CompletionFormat
+) -> int:
+    """Register a model (idempotent); its completion format decides extraction."""
+    await session.execute(
+        insert(Model)
+        .values(name=name, backend=backend, config={"format": completion_format.value})
+        .on_conflict_do_nothing()
+    )
+    model_id = await session.scalar(select(Model.id).where(Model.name == name))
+    assert model_id is not None
+    return model_id
+
+
+async def insert_completions(
+    session: AsyncSession,
+    model_id: int,
+    role: Role,
+    completion_format: CompletionFormat,
+    problem_ids: dict[str, int],
+    records: Sequence[CompletionRecord],
+) -> int:
+    """Insert imported samples in order; return how many were new."""
+    rows = [
+        {
+            "model_id": model_id,
+            "problem_id": problem_ids[record.task_id],
+            "role": role.value,
+            "generation": IMPORTED,
+            "sample_index": index,
+            "format": completion_format.value,
+            "text": text,
+        }
+        for record in records
+        for index, text in enumerate(record.samples)
+    ]
+    added = 0
+    for start in range(0, len(rows), 2000):
+        result = await session.execute(
+            insert(Completion)
+            .values(rows[start : start + 2000])
+            .on_conflict_do_nothing()
+            .returning(Completion.id)
+        )
+        added += len(result.all())
+    return added
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``coderm run`` submits."""
+
+    benchmark: str
+    policy: str
+    test_model: str
+    n_solutions: int
+    n_tests: int
+    problems: int | None
+    assert_time_limit_s: float
+    name: str
+
+
+async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, list[int]]:
+    """Insert the run and its problems; return it with the problem ids to request."""
+    problems = await benchmark_problems(session, request.benchmark)
+    if request.problems is not None:
+        problems = problems[: request.problems]
+    models = {
+        m.name: m
+        for m in await session.scalars(
+            select(Model).where(Model.name.in_([request.policy, request.test_model]))
+        )
+    }
+    for needed in (request.policy, request.test_model):
+        if needed not in models:
+            raise LookupError(f"model {needed!r} is not registered (coderm import-completions)")
+    test_format = CompletionFormat(models[request.test_model].config.get("format", "chat"))
+    style = TestStyle.UNITTEST if test_format is CompletionFormat.CHAT else TestStyle.ASSERT
+    limits = ExecLimits.default_for(style, request.assert_time_limit_s)
+    run = Run(
+        id=uuid.uuid4(),
+        name=request.name,
+        benchmark_id=problems[0].benchmark_id if problems else 0,
+        policy_model_id=models[request.policy].id,
+        test_model_id=models[request.test_model].id,
+        n_solutions=request.n_solutions,
+        n_tests=request.n_tests,
+        test_style=style.value,
+        exec_profile=limits.exec_profile(),
+        ground_truth_profile=limits.ground_truth_profile(request.benchmark),
+        config={"limits": limits.model_dump(mode="json"), "problems": len(problems)},
+        state=RunState.RUNNING.value,
+    )
+    session.add(run)
+    await session.flush()
+    session.add_all(RunProblem(run_id=run.id, problem_id=p.id) for p in problems)
+    return run, [p.id for p in problems]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Per-stage progress of a run, each as (done, total)."""
+
+    state: str
+    generated: tuple[int, int]
+    extracted: tuple[int, int]
+    executed: tuple[int, int]
+    scored: tuple[int, int]
+
+
+async def run_progress(session: AsyncSession, run_id: uuid.UUID) -> Progress:
+    """Cheap counts of each stage of a run."""
+    run = await session.get(Run, run_id)
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    await session.refresh(run)
+    problems = (
+        await session.scalar(
+            select(func.count()).select_from(RunProblem).where(RunProblem.run_id == run_id)
+        )
+        or 0
+    )
+    generated = (
+        await session.scalar(
+            select(
+                func.count(func.distinct(func.concat(RunCompletion.problem_id, RunCompletion.role)))
+            ).where(RunCompletion.run_id == run_id)
+        )
+        or 0
+    )
+    extracted = (
+        await session.scalar(
+            select(func.count())
+            .select_from(RunProblem)
+            .where(
+                RunProblem.run_id == run_id,
+                RunProblem.solutions_extracted.is_(True),
+                RunProblem.tests_extracted.is_(True),
+            )
+        )
+        or 0
+    )
+    pairs_done, pairs_total = (
+        await session.execute(
+            select(
+                func.coalesce(
+                    func.sum(ExecutionBatch.pairs).filter(ExecutionBatch.done_at.is_not(None)), 0
+                ),
+                func.coalesce(func.sum(ExecutionBatch.pairs), 0),
+            ).where(ExecutionBatch.run_id == run_id)
+        )
+    ).one()
+    scored = (
+        await session.scalar(
+            select(func.count())
+            .select_from(RunProblem)
+            .where(RunProblem.run_id == run_id, RunProblem.state == ProblemState.SCORED.value)
+        )
+        or 0
+    )
+    return Progress(
+        state=run.state,
+        generated=(generated, 2 * problems),
+        extracted=(extracted, problems),
+        executed=(int(pairs_done), int(pairs_total)),
+        scored=(scored, problems),
+    )
+
+
+async def run_metrics(session: AsyncSession, run_id: uuid.UUID) -> dict[str, tuple[float, int]]:
+    """The run's metrics, ``name -> (value, problems)``."""
+    rows = await session.execute(
+        select(RunMetric.name, RunMetric.value, RunMetric.problems).where(
+            RunMetric.run_id == run_id
+        )
+    )
+    return {name: (value, problems) for name, value, problems in rows}
+
+
+async def find_run(session: AsyncSession, prefix: str) -> Run:
+    """A run by full id or unique id prefix."""
+    runs = list(
+        await session.scalars(select(Run).where(cast(Run.id, String).like(f"{prefix}%")).limit(2))
+    )
+    if len(runs) != 1:
+        raise LookupError(f"no unique run matches {prefix!r}")
+    return runs[0]

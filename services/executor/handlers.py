@@ -1,0 +1,80 @@
+"""The executor's handler: run a batch in a sandbox, store results, tell the scorer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.executor import store
+from services.executor.jobs import Job, ground_truth_program, plan_jobs, result_rows
+from services.executor.sandbox import DockerSandbox, JobResult, SandboxError
+from shared.broker import Broker
+from shared.messages import ExecuteBatch, ScoreProblem
+from shared.profiles import ExecLimits
+
+log = structlog.get_logger(__name__)
+
+SANDBOX_ATTEMPTS = 3
+
+
+@dataclass
+class ExecuteHandler:
+    """Executes one batch; cached pairs are skipped, so redelivery repeats nothing stored."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    broker: Broker
+    sandbox: DockerSandbox
+
+    async def __call__(self, message: ExecuteBatch) -> None:
+        """Handle one ``ExecuteBatch``."""
+        started = time.perf_counter()
+        async with self.sessions() as session:
+            inputs = await store.load_batch(
+                session, message.run_id, message.problem_id, message.solution_ids
+            )
+        limits = ExecLimits.model_validate(inputs.run.config["limits"])
+        plan = plan_jobs(
+            limits,
+            inputs.solutions,
+            inputs.tests,
+            inputs.done_pairs,
+            inputs.labelled,
+            ground_truth_program(inputs.problem.test_code, inputs.problem.entry_point),
+        )
+        results = await self._run(plan.jobs) if plan.jobs else {}
+        executions, labels = result_rows(
+            results, inputs.run.exec_profile, inputs.run.ground_truth_profile
+        )
+        seconds = time.perf_counter() - started
+        async with self.sessions.begin() as session:
+            await store.save_executions(session, executions)
+            await store.save_ground_truth(session, labels)
+            await store.mark_batch_done(
+                session, message.run_id, message.problem_id, message.batch_no, plan.pairs, seconds
+            )
+        log.info(
+            "batch.executed",
+            run_id=str(message.run_id),
+            problem_id=message.problem_id,
+            batch_no=message.batch_no,
+            pairs=plan.pairs,
+            labels=plan.labels,
+            cached=len(inputs.done_pairs),
+            seconds=round(seconds, 3),
+        )
+        await self.broker.publish(
+            ScoreProblem(run_id=message.run_id, problem_id=message.problem_id)
+        )
+
+    async def _run(self, jobs: list[Job]) -> dict[str, JobResult]:
+        for attempt in range(1, SANDBOX_ATTEMPTS + 1):
+            try:
+                return await self.sandbox.run_batch(jobs)
+            except SandboxError:
+                log.warning("sandbox.failed", attempt=attempt, exc_info=True)
+                if attempt == SANDBOX_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")

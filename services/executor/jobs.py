@@ -1,0 +1,118 @@
+"""Pure planning of sandbox jobs for a batch, and of result rows from their outcomes.
+
+Job keys encode what a result belongs to: ``e:<solution>:<test>`` for a (solution,
+test) execution, ``g:<solution>`` for a ground-truth label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.executor.sandbox import AssertCheck, AssertJob, JobResult, UnittestJob
+from services.executor.store import CodeItem
+from shared.enums import Outcome, TestStyle
+from shared.profiles import ExecLimits
+
+Job = UnittestJob | AssertJob
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sandbox jobs of a batch and how many pairs / labels they cover."""
+
+    jobs: list[Job]
+    pairs: int
+    labels: int
+
+
+def pair_key(solution_id: int, test_id: int) -> str:
+    """Key of a (solution, test) execution job."""
+    return f"e:{solution_id}:{test_id}"
+
+
+def label_key(solution_id: int) -> str:
+    """Key of a ground-truth job."""
+    return f"g:{solution_id}"
+
+
+def ground_truth_program(test_code: str, entry_point: str) -> str:
+    """HumanEval-style hidden test: define ``check`` and call it on the entry point."""
+    return f"{test_code}\n\ncheck({entry_point})\n"
+
+
+def plan_jobs(
+    limits: ExecLimits,
+    solutions: list[CodeItem],
+    tests: list[CodeItem],
+    done_pairs: set[tuple[int, int]],
+    labelled: set[int],
+    ground_truth_check: str,
+) -> Plan:
+    """Jobs for every (solution, test) pair and label not already cached."""
+    jobs: list[Job] = []
+    pairs = labels = 0
+    for solution in solutions:
+        todo = [t for t in tests if (solution.id, t.id) not in done_pairs]
+        pairs += len(todo)
+        if limits.test_style is TestStyle.UNITTEST:
+            jobs.extend(
+                UnittestJob(
+                    key=pair_key(solution.id, test.id),
+                    code=f"{solution.code}\n\n{test.code}",
+                    time_limit_s=limits.time_limit_s,
+                    kill_after_s=limits.kill_after_s,
+                )
+                for test in todo
+            )
+        elif todo:
+            jobs.append(
+                AssertJob(
+                    key=f"a:{solution.id}",
+                    setup=solution.code,
+                    checks=tuple(AssertCheck(pair_key(solution.id, t.id), t.code) for t in todo),
+                    time_limit_s=limits.time_limit_s,
+                    setup_time_limit_s=limits.setup_time_limit_s,
+                )
+            )
+        if solution.id not in labelled:
+            labels += 1
+            jobs.append(
+                AssertJob(
+                    key=f"gt:{solution.id}",
+                    setup=solution.code,
+                    checks=(AssertCheck(label_key(solution.id), ground_truth_check),),
+                    time_limit_s=limits.ground_truth_time_limit_s,
+                    setup_time_limit_s=limits.setup_time_limit_s,
+                )
+            )
+    return Plan(jobs, pairs, labels)
+
+
+def result_rows(
+    results: dict[str, JobResult], exec_profile: str, ground_truth_profile: str
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Split sandbox results into execution rows and ground-truth rows."""
+    executions: list[dict[str, object]] = []
+    labels: list[dict[str, object]] = []
+    for key, result in results.items():
+        common = {
+            "outcome": result.outcome.value,
+            "passed": result.outcome is Outcome.PASS,
+            "duration_ms": result.duration_ms,
+            "detail": result.detail,
+        }
+        parts = key.split(":")
+        if parts[0] == "e":
+            executions.append(
+                {
+                    "solution_id": int(parts[1]),
+                    "unit_test_id": int(parts[2]),
+                    "profile": exec_profile,
+                    "tests_run": result.tests_run,
+                    "tests_passed": result.tests_passed,
+                    **common,
+                }
+            )
+        elif parts[0] == "g":
+            labels.append({"solution_id": int(parts[1]), "profile": ground_truth_profile, **common})
+    return executions, labels

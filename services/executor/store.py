@@ -1,0 +1,130 @@
+"""The executor's database access: what a batch needs, what is cached, and the results."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import (
+    CompletionTest,
+    Execution,
+    ExecutionBatch,
+    GroundTruth,
+    Problem,
+    Run,
+    RunCompletion,
+    Solution,
+    UnitTest,
+)
+from shared.enums import Role
+
+
+@dataclass(frozen=True)
+class CodeItem:
+    """A solution or unit test to execute."""
+
+    id: int
+    code: str
+
+
+@dataclass(frozen=True)
+class BatchInputs:
+    """Everything one execution batch needs, minus what the cache already holds."""
+
+    run: Run
+    problem: Problem
+    solutions: list[CodeItem]
+    tests: list[CodeItem]
+    done_pairs: set[tuple[int, int]]
+    labelled: set[int]
+
+
+async def load_batch(
+    session: AsyncSession, run_id: uuid.UUID, problem_id: int, solution_ids: Sequence[int]
+) -> BatchInputs:
+    """Load the run, problem, solution and test code, and the cached results."""
+    run = await session.get(Run, run_id)
+    problem = await session.get(Problem, problem_id)
+    if run is None or problem is None:
+        raise LookupError(f"run {run_id} or problem {problem_id} not found")
+    solutions = [
+        CodeItem(sid, code)
+        for sid, code in await session.execute(
+            select(Solution.id, Solution.code)
+            .where(Solution.id.in_(solution_ids))
+            .order_by(Solution.id)
+        )
+    ]
+    tests = [
+        CodeItem(tid, code)
+        for tid, code in await session.execute(
+            select(UnitTest.id, UnitTest.code)
+            .where(
+                UnitTest.id.in_(
+                    select(CompletionTest.unit_test_id)
+                    .join(
+                        RunCompletion, RunCompletion.completion_id == CompletionTest.completion_id
+                    )
+                    .where(
+                        RunCompletion.run_id == run_id,
+                        RunCompletion.problem_id == problem_id,
+                        RunCompletion.role == Role.TEST.value,
+                    )
+                )
+            )
+            .order_by(UnitTest.id)
+        )
+    ]
+    done = await session.execute(
+        select(Execution.solution_id, Execution.unit_test_id).where(
+            Execution.solution_id.in_(solution_ids), Execution.profile == run.exec_profile
+        )
+    )
+    labelled = await session.scalars(
+        select(GroundTruth.solution_id).where(
+            GroundTruth.solution_id.in_(solution_ids),
+            GroundTruth.profile == run.ground_truth_profile,
+        )
+    )
+    return BatchInputs(run, problem, solutions, tests, {(s, t) for s, t in done}, set(labelled))
+
+
+async def save_executions(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """Insert execution results; a row already there (redelivery) is left as it is."""
+    for start in range(0, len(rows), 2000):
+        await session.execute(
+            insert(Execution).values(rows[start : start + 2000]).on_conflict_do_nothing()
+        )
+
+
+async def save_ground_truth(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """Insert ground-truth labels; existing labels are kept."""
+    if rows:
+        await session.execute(insert(GroundTruth).values(rows).on_conflict_do_nothing())
+
+
+async def mark_batch_done(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    problem_id: int,
+    batch_no: int,
+    executed: int,
+    seconds: float,
+) -> None:
+    """Record that a batch finished (first completion wins)."""
+    await session.execute(
+        update(ExecutionBatch)
+        .where(
+            ExecutionBatch.run_id == run_id,
+            ExecutionBatch.problem_id == problem_id,
+            ExecutionBatch.batch_no == batch_no,
+            ExecutionBatch.done_at.is_(None),
+        )
+        .values(executed=executed, seconds=seconds, done_at=datetime.now(UTC))
+    )

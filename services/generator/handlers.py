@@ -1,0 +1,80 @@
+"""The generator's message handler: a run's generate request -> completions -> extract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.generator.backends import Backend
+from shared.broker import Broker
+from shared.db.models import Model, Run, RunCompletion
+from shared.enums import Role
+from shared.messages import ExtractRequest, GenerateRequest
+
+log = structlog.get_logger(__name__)
+
+
+class UnknownRunError(LookupError):
+    """The message names a run or model that does not exist."""
+
+
+@dataclass
+class GenerateHandler:
+    """Links a run to the completions its backend serves, then asks for extraction."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    broker: Broker
+    backends: dict[str, Backend]
+
+    async def __call__(self, message: GenerateRequest) -> None:
+        """Handle one ``GenerateRequest``; idempotent under redelivery."""
+        async with self.sessions.begin() as session:
+            run = await session.get(Run, message.run_id)
+            if run is None:
+                raise UnknownRunError(f"run {message.run_id} not found")
+            model_id = run.policy_model_id if message.role is Role.SOLUTION else run.test_model_id
+            model = await session.get(Model, model_id)
+            if model is None:
+                raise UnknownRunError(f"model {model_id} not found")
+            backend = self.backends.get(model.backend)
+            if backend is None:
+                raise UnknownRunError(f"no backend {model.backend!r} in this generator")
+            ids = await backend.completions(
+                session, model_id, message.problem_id, message.role, message.count
+            )
+            if ids:
+                await session.execute(
+                    insert(RunCompletion)
+                    .values(
+                        [
+                            {
+                                "run_id": message.run_id,
+                                "completion_id": cid,
+                                "problem_id": message.problem_id,
+                                "role": message.role.value,
+                            }
+                            for cid in ids
+                        ]
+                    )
+                    .on_conflict_do_nothing()
+                )
+        if len(ids) < message.count:
+            log.warning(
+                "generate.short",
+                run_id=str(message.run_id),
+                problem_id=message.problem_id,
+                role=message.role.value,
+                wanted=message.count,
+                got=len(ids),
+            )
+        await self.broker.publish(
+            ExtractRequest(
+                run_id=message.run_id,
+                problem_id=message.problem_id,
+                role=message.role,
+                completion_ids=ids,
+            )
+        )

@@ -1,0 +1,62 @@
+"""The scorer's handler: score a problem once its matrix is complete; close the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.scorer import store
+from services.scorer.scoring import ProblemScore, run_metrics, score_problem
+from shared.db.models import Run
+from shared.db.queries import lock_run_problem
+from shared.enums import ProblemState
+from shared.messages import ScoreProblem
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ScoreHandler:
+    """Scores problems whose executions are all in, and finishes runs."""
+
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def __call__(self, message: ScoreProblem) -> None:
+        """Handle one ``ScoreProblem``; a repeated or early message is harmless."""
+        async with self.sessions.begin() as session:
+            row = await lock_run_problem(session, message.run_id, message.problem_id)
+            if row.state == ProblemState.SCORED.value:
+                return
+            run = await session.get(Run, message.run_id)
+            assert run is not None
+            matrix = await store.load_matrix(session, run, message.problem_id)
+            if matrix is None:
+                return
+            results = score_problem(matrix.candidates, matrix.test_weights)
+            await store.save_selections(session, message.run_id, message.problem_id, results)
+            row.state = ProblemState.SCORED.value
+            row.scored_at = datetime.now(UTC)
+        log.info(
+            "problem.scored",
+            run_id=str(message.run_id),
+            problem_id=message.problem_id,
+            **{name: round(result.score, 4) for name, result in results.items()},
+        )
+        await self._maybe_finish(message)
+
+    async def _maybe_finish(self, message: ScoreProblem) -> None:
+        async with self.sessions.begin() as session:
+            run = await store.lock_unfinished_run(session, message.run_id)
+            if run is None:
+                return
+            selections = await store.load_selections(session, run.id)
+            metrics = run_metrics(ProblemScore(s.strategy, s.score, s.detail) for s in selections)
+            await store.finish_run(session, run, metrics)
+        log.info(
+            "run.finished",
+            run_id=str(message.run_id),
+            **{name: round(value, 2) for name, (value, _) in metrics.items()},
+        )

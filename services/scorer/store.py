@@ -1,0 +1,164 @@
+"""The scorer's database access: a problem's pass/fail matrix and the run's results."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.scorer.strategies import Candidate, StrategyResult
+from shared.db.models import (
+    Completion,
+    CompletionSolution,
+    CompletionTest,
+    Execution,
+    GroundTruth,
+    Run,
+    RunCompletion,
+    RunMetric,
+    RunProblem,
+    Selection,
+)
+from shared.enums import ProblemState, Role, RunState
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A problem's candidates in sample order and its test weights, when complete."""
+
+    candidates: list[Candidate]
+    test_weights: dict[int, int]
+
+
+async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matrix | None:
+    """The complete matrix of a run's problem, or ``None`` while results are missing."""
+    samples = list(
+        await session.execute(
+            select(Completion.sample_index, CompletionSolution.solution_id)
+            .join(RunCompletion, RunCompletion.completion_id == Completion.id)
+            .outerjoin(CompletionSolution, CompletionSolution.completion_id == Completion.id)
+            .where(
+                RunCompletion.run_id == run.id,
+                RunCompletion.problem_id == problem_id,
+                RunCompletion.role == Role.SOLUTION.value,
+            )
+            .order_by(Completion.sample_index)
+        )
+    )
+    weights = Counter(
+        await session.scalars(
+            select(CompletionTest.unit_test_id)
+            .join(RunCompletion, RunCompletion.completion_id == CompletionTest.completion_id)
+            .where(
+                RunCompletion.run_id == run.id,
+                RunCompletion.problem_id == problem_id,
+                RunCompletion.role == Role.TEST.value,
+            )
+        )
+    )
+    solution_ids = {sid for _, sid in samples if sid is not None}
+    passed: dict[int, set[int]] = {sid: set() for sid in solution_ids}
+    executed = 0
+    if weights and solution_ids:
+        rows = await session.execute(
+            select(Execution.solution_id, Execution.unit_test_id, Execution.passed).where(
+                Execution.solution_id.in_(solution_ids),
+                Execution.unit_test_id.in_(weights.keys()),
+                Execution.profile == run.exec_profile,
+            )
+        )
+        for sid, tid, ok in rows:
+            executed += 1
+            if ok:
+                passed[sid].add(tid)
+    label_rows = await session.execute(
+        select(GroundTruth.solution_id, GroundTruth.passed).where(
+            GroundTruth.solution_id.in_(solution_ids),
+            GroundTruth.profile == run.ground_truth_profile,
+        )
+    )
+    labels = {sid: ok for sid, ok in label_rows}
+    if executed < len(solution_ids) * len(weights) or len(labels) < len(solution_ids):
+        return None
+    candidates = [
+        Candidate(
+            solution_id=sid,
+            passed=frozenset(passed[sid]) if sid is not None else frozenset(),
+            correct=bool(labels[sid]) if sid is not None else False,
+        )
+        for _, sid in samples
+    ]
+    return Matrix(candidates, dict(weights))
+
+
+async def save_selections(
+    session: AsyncSession, run_id: uuid.UUID, problem_id: int, results: dict[str, StrategyResult]
+) -> None:
+    """Upsert one selection per strategy for the problem."""
+    stmt = insert(Selection).values(
+        [
+            {
+                "run_id": run_id,
+                "problem_id": problem_id,
+                "strategy": name,
+                "score": result.score,
+                "chosen": list(result.chosen),
+                "detail": dict(result.detail),
+            }
+            for name, result in results.items()
+        ]
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["run_id", "problem_id", "strategy"],
+            set_={
+                "score": stmt.excluded.score,
+                "chosen": stmt.excluded.chosen,
+                "detail": stmt.excluded.detail,
+            },
+        )
+    )
+
+
+async def lock_unfinished_run(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
+    """The run, locked, if it is still open and every problem is scored."""
+    run = await session.scalar(select(Run).where(Run.id == run_id).with_for_update())
+    if run is None or run.state == RunState.FINISHED.value:
+        return None
+    open_problems = await session.scalar(
+        select(func.count())
+        .select_from(RunProblem)
+        .where(RunProblem.run_id == run_id, RunProblem.state != ProblemState.SCORED.value)
+    )
+    return run if open_problems == 0 else None
+
+
+async def load_selections(session: AsyncSession, run_id: uuid.UUID) -> list[Selection]:
+    """All selections of a run."""
+    return list(await session.scalars(select(Selection).where(Selection.run_id == run_id)))
+
+
+async def finish_run(
+    session: AsyncSession, run: Run, metrics: dict[str, tuple[float, int]]
+) -> None:
+    """Write the run's metrics and mark it finished."""
+    if metrics:
+        stmt = insert(RunMetric).values(
+            [
+                {"run_id": run.id, "name": name, "value": value, "problems": problems}
+                for name, (value, problems) in metrics.items()
+            ]
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["run_id", "name"],
+                set_={"value": stmt.excluded.value, "problems": stmt.excluded.problems},
+            )
+        )
+    run.state = RunState.FINISHED.value
+    run.finished_at = datetime.now(UTC)
