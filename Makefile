@@ -1,0 +1,59 @@
+# coderm developer entry points. Everything runs from the repo's .venv, which
+# deploy/local/up.sh creates (python3 -m venv + pip install -e '.[dev]').
+# From a fresh clone as root, `make test` and `make demo` need only python3 and make.
+
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+UP    := deploy/local/up.sh
+
+.DEFAULT_GOAL := help
+.PHONY: help venv up down stop-all status demo test lint format typecheck bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+venv: ## create/refresh .venv (pip install -e '.[dev]' when pyproject.toml changed)
+	@bash $(UP) --venv-only
+
+up: ## start infra, sandbox image, migrations and the four services (EXECUTORS=K for K executors)
+	bash $(UP)
+
+down: ## stop the four services (infra keeps running)
+	bash deploy/local/stop.sh
+
+stop-all: ## stop the services and RabbitMQ, PostgreSQL and dockerd
+	bash deploy/local/stop.sh --all
+
+status: ## infra, services, queue depths, sandbox containers
+	@bash deploy/local/status.sh
+
+demo: ## bring the stack up and run the end-to-end demo
+	bash $(UP)
+	$(BIN)/coderm demo
+
+test: ## infra up, then lint, format check, type check and the test suite
+	bash $(UP) --infra-only
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	@# pytest exits 5 when it collected no test: report it, don't fail the build on it.
+	@rc=0; $(BIN)/pytest || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+lint: venv ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: venv ## mypy --strict over the packages in pyproject.toml
+	$(BIN)/mypy
+
+bench: venv ## run the benchmark (needs `make up` first)
+	$(BIN)/python -m bench
+
+clean: ## remove var/ (logs, pid files); stop the services first
+	rm -rf var/

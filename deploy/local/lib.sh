@@ -1,0 +1,333 @@
+# shellcheck shell=bash
+# Shared functions for deploy/local/{up,stop,status}.sh. Source it; don't run it.
+#
+# Everything here is idempotent: each "ensure_*" checks first and only acts when
+# something is missing or stopped, so running up.sh twice changes nothing.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VAR_DIR="$REPO_ROOT/var"
+RUN_DIR="$VAR_DIR/run"
+LOG_DIR="$VAR_DIR/log"
+VENV="$REPO_ROOT/.venv"
+VENV_STAMP="$VENV/.coderm-pyproject.sha256"
+DOCKERD_LOG="/var/log/dockerd.log"
+
+# The services that always run one copy; the executor runs EXECUTORS copies.
+SINGLE_SERVICES=(generator extractor scorer)
+
+# rabbitmqctl and the Erlang cookie need a HOME; a script run as root may have none.
+export HOME="${HOME:-/root}"
+export DEBIAN_FRONTEND=noninteractive
+export CODERM_LOGGING__FORMAT="${CODERM_LOGGING__FORMAT:-json}"
+
+DB_NAME=coderm
+DB_USER=coderm
+DB_PASSWORD=coderm
+MQ_VHOST=coderm
+MQ_USER=coderm
+MQ_PASSWORD=coderm
+
+# --- output ---------------------------------------------------------------------------
+
+say() { printf '[coderm] %s\n' "$*"; }
+ok() { printf '[coderm]   ok: %s\n' "$*"; }
+warn() { printf '[coderm]   WARNING: %s\n' "$*" >&2; }
+die() {
+    printf '[coderm] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+need_root() {
+    [[ "$(id -u)" == 0 ]] || die "run this as root (it installs Debian packages and starts servers)"
+}
+
+# --- Debian packages --------------------------------------------------------------------
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    if ((${#missing[@]} == 0)); then
+        ok "Debian packages present: $*"
+        return 0
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    apt-get update -q </dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+    ok "installed: ${missing[*]}"
+}
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+pg_version() {
+    local v
+    v="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)"
+    echo "${v:-15}"
+}
+
+pg_up() {
+    pg_isready -q -h 127.0.0.1 -p 5432 -t 2 >/dev/null 2>&1
+}
+
+as_postgres() {
+    # cd / so psql doesn't warn about a working directory the postgres user can't read.
+    (cd / && runuser -u postgres -- "$@")
+}
+
+ensure_postgres() {
+    local v
+    v="$(pg_version)"
+    if pg_up; then
+        ok "PostgreSQL is running"
+        return 0
+    fi
+    if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$v main"; then
+        say "creating PostgreSQL cluster $v/main"
+        pg_createcluster "$v" main </dev/null
+    fi
+    say "starting PostgreSQL $v/main"
+    pg_ctlcluster "$v" main start </dev/null || true
+    local i
+    for ((i = 0; i < 60; i++)); do
+        pg_up && {
+            ok "PostgreSQL is ready"
+            return 0
+        }
+        sleep 1
+    done
+    die "PostgreSQL did not become ready in 60 s (see /var/log/postgresql/postgresql-$v-main.log)"
+}
+
+psql_postgres() {
+    as_postgres psql -X -q -t -A -v ON_ERROR_STOP=1 -d postgres "$@"
+}
+
+ensure_db() {
+    if [[ "$(psql_postgres -c "SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER'")" == 1 ]]; then
+        ok "Postgres role $DB_USER exists"
+    else
+        say "creating Postgres role $DB_USER"
+        psql_postgres -c "CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_PASSWORD'"
+    fi
+    if [[ "$(psql_postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" == 1 ]]; then
+        ok "Postgres database $DB_NAME exists"
+    else
+        say "creating Postgres database $DB_NAME"
+        psql_postgres -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
+    fi
+}
+
+# --- RabbitMQ ---------------------------------------------------------------------------
+
+mq_up() {
+    timeout 20 rabbitmqctl -q status >/dev/null 2>&1
+}
+
+ensure_rabbitmq() {
+    if mq_up; then
+        ok "RabbitMQ is running"
+        return 0
+    fi
+    say "starting RabbitMQ"
+    mkdir -p "$LOG_DIR"
+    rabbitmq-server -detached >>"$LOG_DIR/rabbitmq-start.log" 2>&1 </dev/null || true
+    local i
+    for ((i = 0; i < 12; i++)); do
+        if timeout 30 rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
+            ok "RabbitMQ is ready"
+            return 0
+        fi
+        sleep 2
+    done
+    tail -n 20 "$LOG_DIR/rabbitmq-start.log" >&2 || true
+    die "RabbitMQ did not start (see /var/log/rabbitmq/ and $LOG_DIR/rabbitmq-start.log)"
+}
+
+mq() {
+    rabbitmqctl -q "$@" </dev/null
+}
+
+ensure_mq_user() {
+    # Capture first: grep -q closing the pipe early would trip pipefail.
+    local vhosts users
+    vhosts="$(mq list_vhosts)"
+    if grep -qx "$MQ_VHOST" <<<"$vhosts"; then
+        ok "RabbitMQ vhost $MQ_VHOST exists"
+    else
+        say "creating RabbitMQ vhost $MQ_VHOST"
+        mq add_vhost "$MQ_VHOST"
+    fi
+    users="$(mq list_users)"
+    if awk '{print $1}' <<<"$users" | grep -qx "$MQ_USER"; then
+        ok "RabbitMQ user $MQ_USER exists"
+        if ! mq authenticate_user "$MQ_USER" "$MQ_PASSWORD" >/dev/null 2>&1; then
+            say "resetting the password of RabbitMQ user $MQ_USER"
+            mq change_password "$MQ_USER" "$MQ_PASSWORD"
+        fi
+    else
+        say "creating RabbitMQ user $MQ_USER"
+        mq add_user "$MQ_USER" "$MQ_PASSWORD" >/dev/null
+    fi
+    users="$(mq list_users)"
+    if ! grep -E "^${MQ_USER}[[:space:]]" <<<"$users" | grep -q administrator; then
+        say "tagging RabbitMQ user $MQ_USER administrator"
+        mq set_user_tags "$MQ_USER" administrator
+    fi
+    local perms vhost
+    perms="$(mq list_user_permissions "$MQ_USER")"
+    for vhost in "$MQ_VHOST" /; do
+        if printf '%s\n' "$perms" | grep -qxE "${vhost}[[:space:]]+\.\*[[:space:]]+\.\*[[:space:]]+\.\*"; then
+            ok "RabbitMQ user $MQ_USER has all permissions on vhost $vhost"
+        else
+            say "granting RabbitMQ user $MQ_USER all permissions on vhost $vhost"
+            mq set_permissions -p "$vhost" "$MQ_USER" '.*' '.*' '.*'
+        fi
+    done
+}
+
+# --- Docker -----------------------------------------------------------------------------
+
+docker_up() {
+    timeout 20 docker info >/dev/null 2>&1
+}
+
+ensure_docker() {
+    if docker_up; then
+        ok "Docker is running"
+        return 0
+    fi
+    say "starting dockerd (log: $DOCKERD_LOG)"
+    # A subshell that execs, with every fd on the log: nothing keeps our stdout open.
+    (exec setsid nohup dockerd) >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    local i
+    for ((i = 0; i < 60; i++)); do
+        docker_up && {
+            ok "Docker is ready"
+            return 0
+        }
+        sleep 1
+    done
+    tail -n 20 "$DOCKERD_LOG" >&2 || true
+    die "dockerd did not become ready in 60 s (see $DOCKERD_LOG)"
+}
+
+# --- Python venv ------------------------------------------------------------------------
+
+pyproject_hash() {
+    sha256sum "$REPO_ROOT/pyproject.toml" | awk '{print $1}'
+}
+
+ensure_venv() {
+    local want
+    want="$(pyproject_hash)"
+    if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' 2>/dev/null &&
+        [[ -f "$VENV_STAMP" && "$(cat "$VENV_STAMP")" == "$want" ]]; then
+        ok "venv is up to date ($VENV)"
+        return 0
+    fi
+    command -v python3 >/dev/null || die "python3 not found"
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        die "python3 >= 3.11 is needed, found $(python3 --version 2>&1)"
+    if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; }; then
+        say "creating venv $VENV"
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+    say "installing the project into the venv (pip install -e '.[dev]')"
+    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null)
+    echo "$want" >"$VENV_STAMP"
+    ok "venv ready"
+}
+
+# --- services ---------------------------------------------------------------------------
+
+# pid_alive PIDFILE NAME: the pid file names a live process running services.NAME.
+pid_alive() {
+    local pidfile="$1" module="$2" pid
+    [[ -f "$pidfile" ]] || return 1
+    pid="$(cat "$pidfile" 2>/dev/null)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-m services\.$module\b"
+}
+
+# instances EXECUTORS: "name module" lines, one per process we run.
+instances() {
+    local k="$1" s i
+    for s in "${SINGLE_SERVICES[@]}"; do
+        echo "$s $s"
+    done
+    for ((i = 1; i <= k; i++)); do
+        echo "executor-$i executor"
+    done
+}
+
+# All instances that have a pid file (whatever EXECUTORS is now).
+instances_with_pidfiles() {
+    local f name
+    for f in "$RUN_DIR"/*.pid; do
+        [[ -e "$f" ]] || continue
+        name="$(basename "$f" .pid)"
+        echo "$name ${name%%-[0-9]*}"
+    done
+}
+
+start_instance() {
+    local name="$1" module="$2" pidfile="$RUN_DIR/$1.pid" log="$LOG_DIR/$1.log"
+    if pid_alive "$pidfile" "$module"; then
+        ok "$name already running (pid $(cat "$pidfile"))"
+        return 1
+    fi
+    say "starting $name (log: var/log/$name.log)"
+    printf '\n=== %s starting %s ===\n' "$(date -Is)" "$name" >>"$log"
+    # The subshell execs setsid, which execs nohup, which execs python: $! is the
+    # service's own pid. Its fds point at the log only, so nothing holds our stdout.
+    (
+        cd "$REPO_ROOT" || exit 1
+        export CODERM_INSTANCE="$name"
+        exec setsid nohup "$VENV/bin/python" -m "services.$module"
+    ) >>"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    return 0
+}
+
+# stop_instances < "name module" lines: SIGTERM them all, wait up to 30 s, then SIGKILL.
+stop_instances() {
+    local name module pidfile pid i
+    local -a names=() pids=()
+    while read -r name module; do
+        pidfile="$RUN_DIR/$name.pid"
+        if pid_alive "$pidfile" "$module"; then
+            pid="$(cat "$pidfile")"
+            say "stopping $name (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            names+=("$name")
+            pids+=("$pid")
+        else
+            [[ -f "$pidfile" ]] && ok "$name was not running (stale pid file removed)"
+            rm -f "$pidfile"
+        fi
+    done
+    for ((i = 0; i < 30; i++)); do
+        local alive=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        ((alive)) || break
+        sleep 1
+    done
+    for i in "${!pids[@]}"; do
+        if kill -0 "${pids[$i]}" 2>/dev/null; then
+            warn "${names[$i]} did not stop in 30 s; sending SIGKILL"
+            kill -KILL "${pids[$i]}" 2>/dev/null || true
+        else
+            ok "${names[$i]} stopped"
+        fi
+        rm -f "$RUN_DIR/${names[$i]}.pid"
+    done
+}
