@@ -1,0 +1,63 @@
+"""Session fixtures: an isolated slice of the real stack for the integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import ROOT, Services, Stack, cli, create_stack, drop_stack, run_services
+
+DEMO = ROOT / "data" / "demo"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A fresh migrated database and fresh queue names for this test session."""
+    log_dir: Path = tmp_path_factory.mktemp("service-logs")
+    created = create_stack(log_dir)
+    try:
+        yield created
+    finally:
+        drop_stack(created)
+
+
+@pytest.fixture(scope="session")
+def services(stack: Stack) -> Iterator[Services]:
+    """The four services running as real processes against ``stack``."""
+    yield from run_services(stack, CODERM_SOLUTIONS_PER_BATCH="10")
+
+
+@pytest.fixture(scope="session")
+def imported(stack: Stack) -> None:
+    """The bundled sample imported through the real CLI."""
+    steps = [
+        (
+            "import-benchmark",
+            "humaneval",
+            "--file",
+            str(DEMO / "humaneval.jsonl.gz"),
+            "--test-prompts",
+            str(DEMO / "humaneval_test_prompts.jsonl.gz"),
+        ),
+        *(
+            (
+                "import-completions",
+                str(DEMO / file),
+                "--benchmark",
+                "humaneval",
+                "--model",
+                "codegen16b",
+                "--role",
+                role,
+            )
+            for role, file in (
+                ("solution", "codegen16b_solutions.jsonl.gz"),
+                ("test", "codegen16b_tests.jsonl.gz"),
+            )
+        ),
+    ]
+    for step in steps:
+        result = cli(stack, *step)
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,166 @@
+"""Delivery guarantees: dead letters, redelivery, and an executor killed mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aio_pika
+import pytest
+
+from shared.broker import REASON_HEADER, Topology
+from shared.messages import ExecuteBatch
+from tests.stack import (
+    BROKER_URL,
+    Services,
+    Stack,
+    metrics,
+    query,
+    submit,
+    wait_for,
+    wait_run_finished,
+)
+
+pytestmark = pytest.mark.integration
+RUN_ARGS = ("--benchmark", "humaneval", "--policy", "codegen16b", "--test-model", "codegen16b")
+
+
+async def _publish_raw(stack: Stack, kind: str, body: bytes) -> None:
+    connection = await aio_pika.connect_robust(BROKER_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(Topology(stack.queue_prefix).exchange)
+        await exchange.publish(aio_pika.Message(body), routing_key=kind)
+
+
+async def _get_dead(stack: Stack, kind: str) -> aio_pika.abc.AbstractIncomingMessage:
+    connection = await aio_pika.connect_robust(BROKER_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(Topology(stack.queue_prefix).dead_queue(kind))
+        while True:
+            message = await queue.get(fail=False)
+            if message is not None:
+                await message.ack()
+                return message
+            await asyncio.sleep(0.2)
+
+
+async def _wait_dead(
+    stack: Stack, kind: str, seconds: float
+) -> aio_pika.abc.AbstractIncomingMessage:
+    async with asyncio.timeout(seconds):
+        return await _get_dead(stack, kind)
+
+
+@pytest.mark.usefixtures("imported")
+def test_malformed_message_is_dead_lettered_with_reason(stack: Stack, services: Services) -> None:
+    """A body that fails validation lands in the DLQ with why; the service keeps going."""
+    body = b'{"kind": "generate", "run_id": "not-a-uuid", "problem_id": 1}'
+    asyncio.run(_publish_raw(stack, "generate", body))
+    dead = asyncio.run(_wait_dead(stack, "generate", 30))
+    assert dead.body == body
+    assert "invalid message" in str((dead.headers or {})[REASON_HEADER])
+    assert all(code is None for code in services.exit_codes().values())
+
+    run_id = submit(stack, *RUN_ARGS, "--n", "3", "--m", "5", "--problems", "2")
+    wait_run_finished(stack, services, run_id, timeout=180)
+
+
+@pytest.mark.usefixtures("imported")
+def test_redelivered_batch_changes_nothing(stack: Stack, services: Services) -> None:
+    """Publishing a finished run's batch again adds no rows and changes no number."""
+    run_id = submit(stack, *RUN_ARGS, "--n", "4", "--m", "5", "--problems", "2")
+    wait_run_finished(stack, services, run_id, timeout=180)
+    before = metrics(stack, run_id)
+    count = "SELECT count(*) AS n FROM executions"
+    rows_before = query(stack, count)[0]["n"]
+    batch = query(
+        stack,
+        "SELECT problem_id FROM execution_batches WHERE run_id = $1 AND batch_no = 0 LIMIT 1",
+        uuid.UUID(run_id),
+    )[0]
+    solution_ids = [
+        r["solution_id"]
+        for r in query(
+            stack,
+            """SELECT DISTINCT cs.solution_id FROM run_completions rc
+               JOIN completion_solutions cs ON cs.completion_id = rc.completion_id
+               WHERE rc.run_id = $1 AND rc.problem_id = $2""",
+            uuid.UUID(run_id),
+            batch["problem_id"],
+        )
+    ]
+    message = ExecuteBatch(
+        run_id=uuid.UUID(run_id),
+        problem_id=batch["problem_id"],
+        batch_no=0,
+        solution_ids=solution_ids,
+    )
+    asyncio.run(_publish_raw(stack, "execute", message.to_body()))
+    asyncio.run(_publish_raw(stack, "execute", message.to_body()))
+    wait_for(lambda: _queue_empty(stack, "execute") and _queue_empty(stack, "score"), 60, "queues")
+    assert query(stack, count)[0]["n"] == rows_before
+    assert metrics(stack, run_id) == before
+
+
+def _queue_empty(stack: Stack, kind: str) -> bool:
+    async def depth() -> int:
+        connection = await aio_pika.connect_robust(BROKER_URL)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(
+                Topology(stack.queue_prefix).queue(kind), passive=True
+            )
+            count = queue.declaration_result.message_count
+            return int(count or 0)
+
+    return asyncio.run(depth()) == 0
+
+
+@pytest.mark.usefixtures("imported")
+def test_executor_sigkill_mid_run_gives_identical_numbers(stack: Stack, services: Services) -> None:
+    """Kill -9 the executor after some batches are done; the restarted one finishes the
+    run with exactly the numbers of an uninterrupted run of the same work."""
+    args = (*RUN_ARGS, "--n", "30", "--m", "40", "--problems", "8", "--assert-time-limit", "0.45")
+    clean = submit(stack, *args)
+    wait_run_finished(stack, services, clean, timeout=600)
+    expected = metrics(stack, clean)
+    expected_picks = _selections(stack, clean)
+    query(stack, "DELETE FROM executions WHERE profile LIKE '%t450ms%'")
+    query(stack, "DELETE FROM ground_truth")
+
+    interrupted = submit(stack, *args)
+    wait_for(lambda: _batches_done(stack, interrupted) >= 2, 300, "two executed batches", every=0.1)
+    assert _batches_done(stack, interrupted) < _batches_total(stack, interrupted)
+    services.kill("executor")
+    services.start("executor")
+    wait_run_finished(stack, services, interrupted, timeout=600)
+
+    assert metrics(stack, interrupted) == expected
+    assert _selections(stack, interrupted) == expected_picks
+
+
+def _batches_done(stack: Stack, run_id: str) -> int:
+    rows = query(
+        stack,
+        "SELECT count(*) AS n FROM execution_batches WHERE run_id = $1 AND done_at IS NOT NULL",
+        uuid.UUID(run_id),
+    )
+    return int(rows[0]["n"])
+
+
+def _batches_total(stack: Stack, run_id: str) -> int:
+    rows = query(
+        stack, "SELECT count(*) AS n FROM execution_batches WHERE run_id = $1", uuid.UUID(run_id)
+    )
+    return int(rows[0]["n"])
+
+
+def _selections(stack: Stack, run_id: str) -> dict[tuple[int, str], float]:
+    rows = query(
+        stack,
+        "SELECT problem_id, strategy, score FROM selections WHERE run_id = $1",
+        uuid.UUID(run_id),
+    )
+    return {(r["problem_id"], r["strategy"]): r["score"] for r in rows}

@@ -1,0 +1,254 @@
+"""Test harness for the real stack: a fresh database, fresh queue names, real services.
+
+The PostgreSQL, RabbitMQ and Docker engine are the ones ``deploy/local/up.sh`` starts;
+each test session gets its own database (migrated with ``alembic upgrade head``) and
+its own queue prefix, and starts the four services as real processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+
+from shared.broker import WORK_KINDS, Topology
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_DSN = os.environ.get(
+    "CODERM_TEST_ADMIN_DSN", "postgresql://coderm:coderm@127.0.0.1:5432/coderm"
+)
+BROKER_URL = os.environ.get("CODERM_TEST_BROKER_URL", "amqp://coderm:coderm@127.0.0.1:5672/coderm")
+SERVICES = ("generator", "extractor", "executor", "scorer")
+
+
+@dataclass
+class Stack:
+    """Connection settings of one test session's isolated slice of the stack."""
+
+    database: str
+    queue_prefix: str
+    log_dir: Path
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the session's database."""
+        base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        return f"{base}/{self.database}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a service or CLI process bound to this slice."""
+        return {
+            **os.environ,
+            "CODERM_DATABASE__URL": self.database_url,
+            "CODERM_BROKER__URL": BROKER_URL,
+            "CODERM_BROKER__QUEUE_PREFIX": self.queue_prefix,
+            "CODERM_LOGGING__FORMAT": "json",
+            **extra,
+        }
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def create_stack(log_dir: Path) -> Stack:
+    """Create and migrate a fresh database; pick fresh queue names."""
+    suffix = uuid.uuid4().hex[:10]
+    stack = Stack(f"coderm_test_{suffix}", f"coderm-test-{suffix}", log_dir)
+    asyncio.run(_admin(f'CREATE DATABASE "{stack.database}"'))
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env=stack.env(),
+        check=True,
+        capture_output=True,
+    )
+    return stack
+
+
+def drop_stack(stack: Stack) -> None:
+    """Drop the session's database."""
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)'))
+
+
+@dataclass
+class Services:
+    """The four services as real processes, which a test may kill and restart."""
+
+    stack: Stack
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        """Start (or restart) one service."""
+        log = (self.stack.log_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            cwd=ROOT,
+            env=self.stack.env(**self.extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service and reap it."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        """SIGTERM every service; SIGKILL what has not exited after 30 s."""
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def exit_codes(self) -> dict[str, int | None]:
+        """Which services have exited (None while running)."""
+        return {name: p.poll() for name, p in self.processes.items()}
+
+
+def run_services(stack: Stack, **extra_env: str) -> Iterator[Services]:
+    """Start all four services for the duration of a fixture."""
+    services = Services(stack, dict(extra_env))
+    for name in SERVICES:
+        services.start(name)
+    wait_for(lambda: consumers_ready(stack), 60, f"service consumers (logs in {stack.log_dir})")
+    try:
+        yield services
+    finally:
+        services.stop_all()
+
+
+def cli(stack: Stack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real ``coderm`` command against the session's slice."""
+    return subprocess.run(
+        [sys.executable, "-c", "from services.cli.app import main; main()", *args],
+        cwd=ROOT,
+        env=stack.env(COLUMNS="200"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.5) -> None:
+    """Poll ``predicate`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def query(stack: Stack, sql: str, *args: object) -> list[asyncpg.Record]:
+    """Run one SQL query against the session's database (for assertions)."""
+
+    async def run() -> list[asyncpg.Record]:
+        dsn = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(dsn)
+        try:
+            return list(await connection.fetch(sql, *args))
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def run_state(stack: Stack, run_id: str) -> str:
+    """The state column of a run."""
+    rows = query(stack, "SELECT state FROM runs WHERE id = $1", uuid.UUID(run_id))
+    return str(rows[0]["state"]) if rows else "missing"
+
+
+def wait_run_finished(stack: Stack, services: Services, run_id: str, timeout: float) -> None:
+    """Wait until the run is finished; fail early if a service died."""
+
+    def finished() -> bool:
+        dead = {name: code for name, code in services.exit_codes().items() if code is not None}
+        if dead:
+            raise RuntimeError(f"services exited: {dead}; logs in {stack.log_dir}")
+        letters = dead_letters(stack)
+        if letters:
+            raise RuntimeError(f"dead-lettered messages {letters}; logs in {stack.log_dir}")
+        return run_state(stack, run_id) == "finished"
+
+    wait_for(finished, timeout, f"run {run_id} to finish (logs in {stack.log_dir})")
+
+
+def submit(stack: Stack, *args: str) -> str:
+    """``coderm run ... --detach``; return the run id it printed."""
+    result = cli(stack, "run", *args, "--detach")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for word in result.stdout.split():
+        try:
+            return str(uuid.UUID(word))
+        except ValueError:
+            continue
+    raise AssertionError(f"no run id in output: {result.stdout}")
+
+
+def metrics(stack: Stack, run_id: str) -> dict[str, float]:
+    """The run's metrics by name."""
+    rows = query(stack, "SELECT name, value FROM run_metrics WHERE run_id = $1", uuid.UUID(run_id))
+    return {str(r["name"]): float(r["value"]) for r in rows}
+
+
+def dead_letters(stack: Stack) -> dict[str, int]:
+    """Messages waiting in the session's dead-letter queues, by queue."""
+
+    async def depths() -> dict[str, int]:
+        topology = Topology(stack.queue_prefix)
+        connection = await aio_pika.connect_robust(BROKER_URL)
+        async with connection:
+            channel = await connection.channel()
+            out = {}
+            for kind in WORK_KINDS:
+                queue = await channel.declare_queue(topology.dead_queue(kind), passive=True)
+                count = int(queue.declaration_result.message_count or 0)
+                if count:
+                    out[kind] = count
+            return out
+
+    return asyncio.run(depths())
+
+
+def consumers_ready(stack: Stack) -> bool:
+    """Whether every work queue of the session has a consumer."""
+
+    async def ready() -> bool:
+        topology = Topology(stack.queue_prefix)
+        connection = await aio_pika.connect_robust(BROKER_URL)
+        async with connection:
+            for kind in WORK_KINDS:
+                channel = await connection.channel()
+                try:
+                    queue = await channel.declare_queue(topology.queue(kind), passive=True)
+                except aio_pika.exceptions.ChannelClosed:
+                    return False
+                if not queue.declaration_result.consumer_count:
+                    return False
+        return True
+
+    return asyncio.run(ready())
