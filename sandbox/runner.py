@@ -456,6 +456,14 @@ def run_unittest(job: JsonDict, limits: Limits, out: Output) -> None:
 # --------------------------------------------------------------------------- asserts
 
 
+class CheckTimeout(BaseException):
+    """Raised inside a check by its own alarm (CodeT's ``time_limit``)."""
+
+
+def _raise_check_timeout(_signum: int, _frame: object) -> None:
+    raise CheckTimeout
+
+
 def _assert_worker(
     setup: str, checks: list[str], start: int, limit: float, fd: int, limits: Limits
 ) -> None:
@@ -476,8 +484,15 @@ def _assert_worker(
         t = time.perf_counter()
         detail: str | None = None
         try:
-            exec(compile(checks[i], "<check>", "exec"), ns)
+            signal.signal(signal.SIGALRM, _raise_check_timeout)
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            try:
+                exec(compile(checks[i], "<check>", "exec"), ns)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
             outcome = PASS
+        except CheckTimeout:
+            outcome, detail = TIMEOUT, f"interrupted at {limit:g} s"
         except AssertionError as exc:
             outcome, detail = FAIL, _describe(exc)
         except SystemExit as exc:

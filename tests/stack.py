@@ -81,8 +81,21 @@ def create_stack(log_dir: Path) -> Stack:
 
 
 def drop_stack(stack: Stack) -> None:
-    """Drop the session's database."""
+    """Drop the session's database, queues and exchanges."""
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)'))
+    asyncio.run(_delete_topology(stack))
+
+
+async def _delete_topology(stack: Stack) -> None:
+    topology = Topology(stack.queue_prefix)
+    connection = await aio_pika.connect_robust(BROKER_URL)
+    async with connection:
+        channel = await connection.channel()
+        for kind in WORK_KINDS:
+            await channel.queue_delete(topology.queue(kind))
+            await channel.queue_delete(topology.dead_queue(kind))
+        await channel.exchange_delete(topology.exchange)
+        await channel.exchange_delete(topology.dead_exchange)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -116,17 +117,28 @@ def run(
     m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = 100,
     problems: Annotated[int | None, typer.Option(help="only the first K problems")] = None,
     assert_time_limit: Annotated[float, typer.Option(help="seconds per assert test")] = 0.5,
+    ground_truth_time_limit: Annotated[
+        float, typer.Option(help="seconds for a solution's hidden tests")
+    ] = 3.0,
     name: Annotated[str, typer.Option()] = "",
     detach: Annotated[bool, typer.Option(help="submit and return")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait before giving up")] = 7200.0,
 ) -> None:
     """Submit a run; follow it with per-stage progress bars, then print its table."""
     request = store.RunRequest(
-        benchmark, policy, test_model, n, m, problems, assert_time_limit, name
+        benchmark,
+        policy,
+        test_model,
+        n,
+        m,
+        problems,
+        assert_time_limit,
+        ground_truth_time_limit,
+        name,
     )
     try:
         run_id = asyncio.run(_submit(request))
-    except LookupError as error:
+    except (LookupError, ValidationError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     console.print(f"run {run_id} submitted")
@@ -210,6 +222,29 @@ def report(run_id: Annotated[str, typer.Argument(help="run id or unique prefix")
         console.print(f"{title}: no metrics yet")
         raise typer.Exit(1)
     console.print(render.metrics_table(title, metrics))
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    detach: Annotated[bool, typer.Option(help="re-drive and return")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait before giving up")] = 7200.0,
+) -> None:
+    """Re-drive a run's unfinished problems (e.g. after messages were dead-lettered)."""
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[uuid.UUID, int]:
+        async with sessions() as session:
+            found = await store.find_run(session, run_id)
+            messages = await store.resume_messages(session, found)
+        async with connect_broker(ServiceSettings().broker) as broker:
+            await broker.publish_many(messages)
+        return found.id, len(messages)
+
+    found_id, count = _with_sessions(work)
+    console.print(f"run {found_id}: {count} messages re-published")
+    if not detach:
+        _follow(found_id, timeout)
+        report(str(found_id))
 
 
 @app.command()

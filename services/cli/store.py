@@ -23,6 +23,7 @@ from shared.db.models import (
     RunProblem,
 )
 from shared.enums import CompletionFormat, ProblemState, Role, RunState, TestStyle
+from shared.messages import ExecuteBatch, GenerateRequest, Message, ScoreProblem
 from shared.profiles import ExecLimits
 
 IMPORTED = "imported"
@@ -130,6 +131,7 @@ class RunRequest:
     n_tests: int
     problems: int | None
     assert_time_limit_s: float
+    ground_truth_time_limit_s: float
     name: str
 
 
@@ -149,7 +151,10 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
             raise LookupError(f"model {needed!r} is not registered (coderm import-completions)")
     test_format = CompletionFormat(models[request.test_model].config.get("format", "chat"))
     style = TestStyle.UNITTEST if test_format is CompletionFormat.CHAT else TestStyle.ASSERT
-    limits = ExecLimits.default_for(style, request.assert_time_limit_s)
+    defaults = ExecLimits.default_for(style, request.assert_time_limit_s)
+    limits = ExecLimits.model_validate(
+        {**defaults.model_dump(), "ground_truth_time_limit_s": request.ground_truth_time_limit_s}
+    )
     run = Run(
         id=uuid.uuid4(),
         name=request.name,
@@ -258,3 +263,41 @@ async def find_run(session: AsyncSession, prefix: str) -> Run:
     if len(runs) != 1:
         raise LookupError(f"no unique run matches {prefix!r}")
     return runs[0]
+
+
+async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
+    """The messages that re-drive every unfinished problem of a run.
+
+    All of them are idempotent: a problem whose extraction is incomplete is generated
+    again; an extracted problem gets its batches again (cached pairs are skipped, and
+    every batch ends with a score request).
+    """
+    rows = await session.scalars(
+        select(RunProblem).where(
+            RunProblem.run_id == run.id, RunProblem.state != ProblemState.SCORED.value
+        )
+    )
+    messages: list[Message] = []
+    for row in rows:
+        if not (row.solutions_extracted and row.tests_extracted):
+            messages += [
+                GenerateRequest(run_id=run.id, problem_id=row.problem_id, role=role, count=count)
+                for role, count in ((Role.SOLUTION, run.n_solutions), (Role.TEST, run.n_tests))
+            ]
+            continue
+        batches = await session.scalars(
+            select(ExecutionBatch).where(
+                ExecutionBatch.run_id == run.id, ExecutionBatch.problem_id == row.problem_id
+            )
+        )
+        found = [
+            ExecuteBatch(
+                run_id=run.id,
+                problem_id=row.problem_id,
+                batch_no=batch.batch_no,
+                solution_ids=[int(s) for s in batch.solution_ids],
+            )
+            for batch in batches
+        ]
+        messages += found or [ScoreProblem(run_id=run.id, problem_id=row.problem_id)]
+    return messages

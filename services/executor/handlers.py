@@ -12,6 +12,7 @@ from services.executor import store
 from services.executor.jobs import Job, ground_truth_program, plan_jobs, result_rows
 from services.executor.sandbox import DockerSandbox, JobResult, SandboxError
 from shared.broker import Broker
+from shared.enums import Outcome
 from shared.messages import ExecuteBatch, ScoreProblem
 from shared.profiles import ExecLimits
 
@@ -70,11 +71,22 @@ class ExecuteHandler:
         )
 
     async def _run(self, jobs: list[Job]) -> dict[str, JobResult]:
+        """Run the jobs; a broken sandbox (not a failing candidate) is retried.
+
+        After the last attempt a batch-level failure propagates (the message is retried
+        and eventually dead-lettered); job-level ``sandbox_error`` results are stored as
+        such, never as a pass.
+        """
         for attempt in range(1, SANDBOX_ATTEMPTS + 1):
             try:
-                return await self.sandbox.run_batch(jobs)
+                results = await self.sandbox.run_batch(jobs)
             except SandboxError:
                 log.warning("sandbox.failed", attempt=attempt, exc_info=True)
                 if attempt == SANDBOX_ATTEMPTS:
                     raise
+                continue
+            broken = sum(r.outcome is Outcome.SANDBOX_ERROR for r in results.values())
+            if not broken or attempt == SANDBOX_ATTEMPTS:
+                return results
+            log.warning("sandbox.job_errors", attempt=attempt, jobs=broken)
         raise AssertionError("unreachable")

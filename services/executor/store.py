@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,12 +95,48 @@ async def load_batch(
     return BatchInputs(run, problem, solutions, tests, {(s, t) for s, t in done}, set(labelled))
 
 
+EXECUTION_COLUMNS = (
+    "solution_id",
+    "unit_test_id",
+    "profile",
+    "outcome",
+    "passed",
+    "tests_run",
+    "tests_passed",
+    "duration_ms",
+    "detail",
+)
+
+
 async def save_executions(session: AsyncSession, rows: list[dict[str, object]]) -> None:
-    """Insert execution results; a row already there (redelivery) is left as it is."""
-    for start in range(0, len(rows), 2000):
-        await session.execute(
-            insert(Execution).values(rows[start : start + 2000]).on_conflict_do_nothing()
+    """Store execution results with ``COPY`` into a staging table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: a row already stored (redelivery,
+    a replica that raced us) is left as it is."""
+    if not rows:
+        return
+    # Through SQLAlchemy first: this opens the session's transaction, which the raw
+    # COPY below then joins (on its own it would autocommit, and the staged rows would
+    # be gone before the INSERT).
+    await session.execute(
+        text(
+            "CREATE TEMP TABLE IF NOT EXISTS executions_staging "
+            "(LIKE executions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
+    )
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    pg = raw.driver_connection
+    assert pg is not None
+    columns = ", ".join(EXECUTION_COLUMNS)
+    await pg.copy_records_to_table(
+        "executions_staging",
+        records=[tuple(row[c] for c in EXECUTION_COLUMNS) for row in rows],
+        columns=list(EXECUTION_COLUMNS),
+    )
+    await pg.execute(
+        f"INSERT INTO executions ({columns}) SELECT {columns} FROM executions_staging "
+        "ON CONFLICT DO NOTHING"
+    )
 
 
 async def save_ground_truth(session: AsyncSession, rows: list[dict[str, object]]) -> None:

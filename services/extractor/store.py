@@ -157,6 +157,7 @@ async def plan_batches(
                         "problem_id": row.problem_id,
                         "batch_no": no,
                         "solutions": len(batch),
+                        "solution_ids": batch,
                         "pairs": len(batch) * (tests + 1),
                     }
                     for no, batch in enumerate(batches)

@@ -117,6 +117,7 @@ class ExecutionBatch(Base):
     problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"), primary_key=True)
     batch_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     solutions: Mapped[int] = mapped_column(Integer)
+    solution_ids: Mapped[list[Any]] = mapped_column(default=list)
     pairs: Mapped[int] = mapped_column(Integer)
     executed: Mapped[int | None] = mapped_column(Integer)
     seconds: Mapped[float | None] = mapped_column(Float)

@@ -157,3 +157,27 @@ def test_parse_output_duplicate_key_takes_the_worse_outcome() -> None:
     line = '{{"key": "k", "outcome": "{}", "tests_run": 1, "tests_passed": 1}}\n'
     out = (line.format("pass") + line.format("fail") + '{"done": true}\n').encode()
     assert parse_output(out, ["k"])["k"].outcome == Outcome.FAIL
+
+
+def test_assert_timeouts_interrupt_in_process_and_kill_only_when_ignored() -> None:
+    """A looping check is interrupted by its own alarm and the worker (with its state)
+    carries on; a check that ignores the alarm is killed from outside and a fresh
+    worker re-runs the setup for the next check."""
+    checks = [
+        "state.append(1)",
+        "while True: pass",
+        "assert state == [1]",
+        "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True: pass",
+        "assert state == []",
+    ]
+    job = AssertJob(
+        "a",
+        "state = []",
+        tuple(AssertCheck(f"c{i}", code) for i, code in enumerate(checks)),
+        0.2,
+        3.0,
+    )
+    results = run([job])
+    outcomes = [results[f"c{i}"].outcome for i in range(len(checks))]
+    assert outcomes == [Outcome.PASS, Outcome.TIMEOUT, Outcome.PASS, Outcome.TIMEOUT, Outcome.PASS]
+    assert "exceeded" in (results["c3"].detail or "")

@@ -1,0 +1,103 @@
+"""Message contract, execution profiles and importers: pure behaviour."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from services.cli.importers import (
+    ImportFormatError,
+    read_codet_samples,
+    read_humaneval,
+    read_task_completions,
+)
+from shared.broker import Topology, kind_of
+from shared.enums import Role
+from shared.enums import TestStyle as Style
+from shared.messages import ExecuteBatch, GenerateRequest
+from shared.profiles import ExecLimits
+
+RUN = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+def test_messages_round_trip_and_reject_unknown_fields() -> None:
+    message = GenerateRequest(run_id=RUN, problem_id=3, role=Role.TEST, count=5)
+    assert GenerateRequest.model_validate_json(message.to_body()) == message
+    assert kind_of(message) == "generate"
+    with pytest.raises(ValidationError):
+        GenerateRequest.model_validate_json(b'{"run_id": "x", "problem_id": 1}')
+    body = json.loads(message.to_body())
+    body["surprise"] = 1
+    with pytest.raises(ValidationError):
+        GenerateRequest.model_validate(body)
+    with pytest.raises(ValidationError):
+        ExecuteBatch(run_id=RUN, problem_id=1, batch_no=-1, solution_ids=[])
+
+
+def test_topology_names() -> None:
+    topology = Topology("coderm")
+    assert topology.queue("execute") == "coderm.execute"
+    assert topology.dead_queue("execute") == "coderm.execute.dead"
+    assert topology.dead_exchange == "coderm.dlx"
+
+
+@pytest.mark.parametrize(
+    ("limits", "profile"),
+    [
+        (ExecLimits.default_for(Style.UNITTEST), "sbx1/unittest/t1000ms-k2000ms"),
+        (ExecLimits.default_for(Style.ASSERT, 0.1), "sbx1/assert/t100ms-s3000ms"),
+    ],
+)
+def test_profiles_name_semantics_and_limits(limits: ExecLimits, profile: str) -> None:
+    assert limits.exec_profile() == profile
+    assert limits.ground_truth_profile("humaneval").startswith("sbx1/gt-humaneval/t3000ms")
+
+
+def _write(path: Path, rows: list[object]) -> Path:
+    with gzip.open(path, "wt") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    return path
+
+
+def test_read_humaneval_joins_test_prompts(tmp_path: Path) -> None:
+    problems = _write(
+        tmp_path / "he.jsonl.gz",
+        [{"task_id": "T/0", "prompt": "p", "entry_point": "f", "test": "t"}],
+    )
+    prompts = _write(tmp_path / "tp.jsonl.gz", [{"task_id": "T/0", "prompt": "tp"}])
+    [problem] = read_humaneval(problems, prompts)
+    assert (problem.task_id, problem.test_prompt, problem.position) == ("T/0", "tp", 0)
+
+
+def test_read_humaneval_names_the_bad_record(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "bad.jsonl.gz", [{"task_id": "T/0", "prompt": "p"}])
+    with pytest.raises(ImportFormatError, match="record 0"):
+        read_humaneval(bad)
+    not_json = tmp_path / "x.jsonl"
+    not_json.write_text("{oops\n")
+    with pytest.raises(ImportFormatError, match=r"x\.jsonl:1"):
+        read_humaneval(not_json)
+
+
+def test_read_codet_samples_joins_by_exact_prompt(tmp_path: Path) -> None:
+    file = _write(tmp_path / "s.jsonl.gz", [{"prompt": "p", "samples": ["a", "b"]}])
+    [record] = read_codet_samples(file, {"p": "T/0"})
+    assert record.task_id == "T/0" and record.samples == ("a", "b")
+    with pytest.raises(ImportFormatError, match="matches no problem"):
+        read_codet_samples(file, {"other": "T/0"})
+
+
+def test_read_task_completions_accepts_strings_or_text_objects(tmp_path: Path) -> None:
+    file = _write(
+        tmp_path / "c.jsonl.gz", [{"task_id": "T/0", "completions": ["a", {"text": "b"}]}]
+    )
+    assert read_task_completions(file)[0].samples == ("a", "b")
+    bad = _write(tmp_path / "d.jsonl.gz", [{"task_id": "T/0", "completions": [1]}])
+    with pytest.raises(ImportFormatError, match="strings"):
+        read_task_completions(bad)
