@@ -26,7 +26,7 @@ class ExecLimits(BaseModel):
     ground_truth_time_limit_s: float = Field(default=3.0, gt=0, le=120)
 
     @classmethod
-    def default_for(cls, style: TestStyle, assert_time_limit_s: float = 0.5) -> ExecLimits:
+    def default_for(cls, style: TestStyle, assert_time_limit_s: float = 0.1) -> ExecLimits:
         """CodeRM's 1 s / 2 s for unittest classes; a per-assert limit for CodeT asserts."""
         if style is TestStyle.UNITTEST:
             return cls(test_style=style, time_limit_s=1.0, kill_after_s=2.0)

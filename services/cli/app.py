@@ -116,7 +116,9 @@ def run(
     n: Annotated[int, typer.Option(help="solutions per problem", min=1)] = 100,
     m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = 100,
     problems: Annotated[int | None, typer.Option(help="only the first K problems")] = None,
-    assert_time_limit: Annotated[float, typer.Option(help="seconds per assert test")] = 0.5,
+    assert_time_limit: Annotated[
+        float, typer.Option(help="seconds per assert test (CodeT: 0.1)")
+    ] = 0.1,
     ground_truth_time_limit: Annotated[
         float, typer.Option(help="seconds for a solution's hidden tests")
     ] = 3.0,
