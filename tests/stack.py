@@ -124,6 +124,12 @@ class Services:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
 
+    def terminate(self, name: str, timeout: float = 60) -> int:
+        """SIGTERM one service and return its exit code."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=timeout)
+
     def stop_all(self) -> None:
         """SIGTERM every service; SIGKILL what has not exited after 30 s."""
         for process in self.processes.values():

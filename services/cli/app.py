@@ -187,6 +187,8 @@ def _follow(run_id: uuid.UUID, timeout: float) -> None:
                 await asyncio.sleep(0.5)
 
     state = _with_sessions(work)
+    if not console.is_terminal:
+        console.line()
     if state != RunState.FINISHED.value:
         console.print(f"[red]run {run_id} ended as {state}[/red]")
         raise typer.Exit(1)

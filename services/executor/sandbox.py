@@ -30,6 +30,7 @@ SANDBOX_VERSION = "1"
 """Bump whenever the verdict semantics of runner.py or of this driver change."""
 
 LABEL = "coderm.sandbox"
+DEADLINE_LABEL = f"{LABEL}.deadline"
 RUNNER_PATH = "/opt/coderm/runner.py"
 ENTRYPOINT = ["python3", "-I", "-S", RUNNER_PATH]
 
@@ -201,6 +202,22 @@ def parse_output(stdout: bytes, expected: Sequence[str]) -> dict[str, JobResult]
     return results
 
 
+def worst_case_seconds(jobs: Sequence[UnittestJob | AssertJob]) -> float:
+    """An upper bound on a batch's run time if every pair runs into its limit.
+
+    A unittest pair ends by its kill deadline; an assert check that is killed costs
+    its limit plus the grace, and the fresh worker re-runs the solution's setup.
+    """
+    total = 0.0
+    for job in jobs:
+        if isinstance(job, UnittestJob):
+            total += job.kill_after_s + GRACE_S
+        else:
+            per_check = job.time_limit_s + GRACE_S + job.setup_time_limit_s
+            total += job.setup_time_limit_s + len(job.checks) * per_check
+    return total
+
+
 class DockerSandbox:
     """Runs batches in throw-away containers through an aiodocker client."""
 
@@ -211,8 +228,13 @@ class DockerSandbox:
         self.last_timings: dict[str, float] = {}
         """Phase durations (s) of the last batch: create, run, delete, total."""
 
-    def container_config(self) -> dict[str, Any]:
+    def container_config(self, deadline: float | None = None) -> dict[str, Any]:
+        """The container's create config; ``deadline`` (epoch seconds) is recorded in a
+        label so that other executors know when an orphan may be removed."""
         s = self._settings
+        labels = {LABEL: "1", f"{LABEL}.version": SANDBOX_VERSION}
+        if deadline is not None:
+            labels[DEADLINE_LABEL] = f"{deadline:.0f}"
         memory = s.memory_mb * (1 << 20)
         return {
             "Image": s.image,
@@ -221,7 +243,7 @@ class DockerSandbox:
             "User": s.user,
             "Env": [],
             "WorkingDir": "/tmp",
-            "Labels": {LABEL: "1", f"{LABEL}.version": SANDBOX_VERSION},
+            "Labels": labels,
             "NetworkDisabled": True,
             "AttachStdin": True,
             "AttachStdout": True,
@@ -257,23 +279,24 @@ class DockerSandbox:
         if not expected:
             return {}
         payload = encode_batch(jobs)
+        timeout = max(self._settings.container_timeout_s, 30.0 + worst_case_seconds(jobs))
         t0 = time.monotonic()
         timings: dict[str, float] = {}
         try:
-            container = await self._docker.containers.create(self.container_config())
+            container = await self._docker.containers.create(
+                self.container_config(deadline=time.time() + timeout)
+            )
         except aiodocker.DockerError as exc:
             raise SandboxError(f"cannot create sandbox container: {exc}") from exc
         self._live.add(container.id)
         timings["create"] = time.monotonic() - t0
         try:
             try:
-                async with asyncio.timeout(self._settings.container_timeout_s):
+                async with asyncio.timeout(timeout):
                     stdout, stderr = await self._run(container, payload)
                     status = await container.wait()
             except TimeoutError as exc:
-                raise SandboxError(
-                    f"sandbox exceeded {self._settings.container_timeout_s:g} s"
-                ) from exc
+                raise SandboxError(f"sandbox exceeded {timeout:.0f} s") from exc
             except aiodocker.DockerError as exc:
                 raise SandboxError(f"docker failed while running the sandbox: {exc}") from exc
             timings["run"] = time.monotonic() - t0 - timings["create"]
@@ -327,8 +350,9 @@ class DockerSandbox:
         """Remove sandbox containers left behind (e.g. by a crashed executor).
 
         Containers of this instance that are still in use are kept, and so are running
-        containers younger than the container timeout (another executor on the same
-        engine may own them; they end by themselves). Returns how many were removed.
+        containers before their deadline label (or, without one, younger than the
+        container timeout): another executor on the same engine may own them, and they
+        end by themselves. Returns how many were removed.
         """
         listed = await self._docker.containers.list(all=True, filters={"label": [f"{LABEL}=1"]})
         now = time.time()
@@ -338,7 +362,11 @@ class DockerSandbox:
                 continue
             running = "State" in container and container["State"] == "running"
             created = float(container["Created"]) if "Created" in container else 0.0
-            if running and now - created < self._settings.container_timeout_s + 60:
+            labels = container["Labels"] if "Labels" in container else {}  # noqa: SIM401 - not a dict
+            deadline = float(
+                labels.get(DEADLINE_LABEL) or created + self._settings.container_timeout_s
+            )
+            if running and now < deadline + 60:
                 continue
             try:
                 await container.delete(force=True)

@@ -141,6 +141,22 @@ def test_executor_sigkill_mid_run_gives_identical_numbers(stack: Stack, services
     assert _selections(stack, interrupted) == expected_picks
 
 
+@pytest.mark.usefixtures("imported")
+def test_executor_sigterm_mid_run_exits_cleanly_and_loses_nothing(
+    stack: Stack, services: Services
+) -> None:
+    """SIGTERM stops consuming, finishes or requeues what is in hand and exits 0; a new
+    executor finishes the run."""
+    args = (*RUN_ARGS, "--n", "25", "--m", "40", "--problems", "6", "--assert-time-limit", "0.35")
+    run_id = submit(stack, *args)
+    wait_for(lambda: _batches_done(stack, run_id) >= 1, 300, "an executed batch", every=0.1)
+    assert services.terminate("executor") == 0
+    services.start("executor")
+    wait_run_finished(stack, services, run_id, timeout=600)
+    assert _batches_done(stack, run_id) == _batches_total(stack, run_id)
+    assert "codet.pass@1" in metrics(stack, run_id)
+
+
 def _batches_done(stack: Stack, run_id: str) -> int:
     rows = query(
         stack,

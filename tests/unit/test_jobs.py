@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.executor.jobs import ground_truth_program, plan_jobs, result_rows
-from services.executor.sandbox import AssertJob, JobResult, UnittestJob
+from services.executor.sandbox import (
+    AssertCheck,
+    AssertJob,
+    JobResult,
+    UnittestJob,
+    worst_case_seconds,
+)
 from services.executor.store import CodeItem
 from shared.enums import Outcome
 from shared.enums import TestStyle as Style
@@ -68,3 +76,11 @@ def test_result_rows_split_executions_and_labels() -> None:
 
 def test_ground_truth_program_calls_check_on_the_entry_point() -> None:
     assert ground_truth_program("def check(c):\n    assert c()", "f").endswith("check(f)\n")
+
+
+def test_worst_case_bounds_every_pair_running_into_its_limit() -> None:
+    unittest_job = UnittestJob("u", "code", 1.0, 2.0)
+    assert_job = AssertJob("a", "setup", (AssertCheck("c1", "x"), AssertCheck("c2", "y")), 0.1, 3.0)
+    assert worst_case_seconds([unittest_job]) == pytest.approx(2.1)
+    # setup, then each check: limit + grace + a fresh worker's setup
+    assert worst_case_seconds([assert_job]) == pytest.approx(3.0 + 2 * (0.1 + 0.1 + 3.0))
