@@ -26,7 +26,12 @@ class BrokerSettings(BaseModel):
 
 
 class SandboxSettings(BaseModel):
-    """Docker sandbox image and the limits every container gets."""
+    """Docker sandbox image and the limits every container gets.
+
+    A container is killed (and the batch retried) after ``container_timeout_margin_s``
+    beyond the batch's worst case (every pair running into its limit), and never
+    before ``container_timeout_s``.
+    """
 
     image: str = "coderm-sandbox:latest"
     docker_url: str | None = None
@@ -39,7 +44,8 @@ class SandboxSettings(BaseModel):
     unittest_kill_after_s: float = 2.0
     assert_time_limit_s: float = 0.5
     ground_truth_time_limit_s: float = 3.0
-    container_timeout_s: float = 900.0
+    container_timeout_s: float = 60.0
+    container_timeout_margin_s: float = 30.0
 
 
 class LoggingSettings(BaseModel):

@@ -279,7 +279,10 @@ class DockerSandbox:
         if not expected:
             return {}
         payload = encode_batch(jobs)
-        timeout = max(self._settings.container_timeout_s, 30.0 + worst_case_seconds(jobs))
+        timeout = max(
+            self._settings.container_timeout_s,
+            self._settings.container_timeout_margin_s + worst_case_seconds(jobs),
+        )
         t0 = time.monotonic()
         timings: dict[str, float] = {}
         try:

@@ -13,6 +13,7 @@ import aiodocker
 import pytest
 import pytest_asyncio
 
+from services.executor import sandbox as sandbox_module
 from services.executor.sandbox import (
     LABEL,
     AssertCheck,
@@ -318,8 +319,16 @@ async def test_cancellation_removes_container(
     assert await our_containers(docker) == []
 
 
-async def test_container_timeout_is_a_sandbox_error(docker: aiodocker.Docker) -> None:
-    sandbox = DockerSandbox(docker, SETTINGS.model_copy(update={"container_timeout_s": 2.0}))
+async def test_container_timeout_is_a_sandbox_error(
+    docker: aiodocker.Docker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner that outlives the batch's worst case is stopped: here the bound is
+    forced down to 2 s so that a 60 s pair exceeds it."""
+    monkeypatch.setattr(sandbox_module, "worst_case_seconds", lambda _jobs: 0.0)
+    settings = SETTINGS.model_copy(
+        update={"container_timeout_s": 2.0, "container_timeout_margin_s": 0.0}
+    )
+    sandbox = DockerSandbox(docker, settings)
     with pytest.raises(SandboxError):
         await sandbox.run_batch([pair("long", "while True:\n    pass\n", limit=60)])
     assert await our_containers(docker) == []
