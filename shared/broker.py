@@ -2,8 +2,9 @@
 
 One direct exchange routes each message kind to its durable work queue. Every work
 queue has a dead-letter queue (``<queue>.dead``): a message that fails validation, or
-whose handler keeps failing, is copied there with the reason in its headers and the
-original is acked, so a poison message never blocks a queue and nothing is lost.
+whose handler keeps failing (or fails with a ``PermanentError``), is copied there with
+the reason in its headers and the original is acked, so a poison message never blocks a
+queue and nothing is lost.
 Messages are persistent; a consumer acks only after its handler (and so its database
 transaction) has finished.
 """
@@ -27,6 +28,7 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
+from shared.errors import PermanentError
 from shared.messages import ExecuteBatch, ExtractRequest, GenerateRequest, Message, ScoreProblem
 from shared.settings import BrokerSettings
 
@@ -160,6 +162,10 @@ class Broker:
         except asyncio.CancelledError:
             await incoming.nack(requeue=True)
             raise
+        except PermanentError as error:
+            await self.dead_letter(kind, incoming.body, f"{type(error).__name__}: {error}", headers)
+            await incoming.ack()
+            return
         except Exception as error:  # a handler failure must not kill the consumer
             await self._retry_or_dead_letter(kind, incoming, headers, error)
             return

@@ -23,6 +23,7 @@ from shared.db.models import (
     UnitTest,
 )
 from shared.enums import Role
+from shared.errors import UnknownReferenceError
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ async def load_batch(
     run = await session.get(Run, run_id)
     problem = await session.get(Problem, problem_id)
     if run is None or problem is None:
-        raise LookupError(f"run {run_id} or problem {problem_id} not found")
+        raise UnknownReferenceError(f"run {run_id} or problem {problem_id} not found")
     solutions = [
         CodeItem(sid, code)
         for sid, code in await session.execute(

@@ -19,6 +19,7 @@ from services.extractor.extraction import (
 from shared.broker import Broker
 from shared.db.models import Completion, Problem, RunProblem
 from shared.enums import CompletionFormat, ExtractionStatus, Role, TestStyle
+from shared.errors import UnknownReferenceError
 from shared.messages import ExecuteBatch, ExtractRequest, Message, ScoreProblem
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ class ExtractHandler:
         async with self.sessions.begin() as session:
             problem = await session.get(Problem, message.problem_id)
             if problem is None:
-                raise LookupError(f"problem {message.problem_id} not found")
+                raise UnknownReferenceError(f"problem {message.problem_id} not found")
             completions = await session.scalars(
                 select(Completion).where(Completion.id.in_(message.completion_ids))
             )

@@ -12,13 +12,10 @@ from services.generator.backends import Backend
 from shared.broker import Broker
 from shared.db.models import Model, Run, RunCompletion
 from shared.enums import Role
+from shared.errors import UnknownReferenceError
 from shared.messages import ExtractRequest, GenerateRequest
 
 log = structlog.get_logger(__name__)
-
-
-class UnknownRunError(LookupError):
-    """The message names a run or model that does not exist."""
 
 
 @dataclass
@@ -34,14 +31,14 @@ class GenerateHandler:
         async with self.sessions.begin() as session:
             run = await session.get(Run, message.run_id)
             if run is None:
-                raise UnknownRunError(f"run {message.run_id} not found")
+                raise UnknownReferenceError(f"run {message.run_id} not found")
             model_id = run.policy_model_id if message.role is Role.SOLUTION else run.test_model_id
             model = await session.get(Model, model_id)
             if model is None:
-                raise UnknownRunError(f"model {model_id} not found")
+                raise UnknownReferenceError(f"model {model_id} not found")
             backend = self.backends.get(model.backend)
             if backend is None:
-                raise UnknownRunError(f"no backend {model.backend!r} in this generator")
+                raise UnknownReferenceError(f"no backend {model.backend!r} in this generator")
             ids = await backend.completions(
                 session, model_id, message.problem_id, message.role, message.count
             )

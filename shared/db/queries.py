@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import RunProblem
+from shared.errors import UnknownReferenceError
 
 
 async def lock_run_problem(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> RunProblem:
@@ -22,5 +23,5 @@ async def lock_run_problem(session: AsyncSession, run_id: uuid.UUID, problem_id:
         .with_for_update()
     )
     if row is None:
-        raise LookupError(f"run {run_id} has no problem {problem_id}")
+        raise UnknownReferenceError(f"run {run_id} has no problem {problem_id}")
     return row

@@ -9,7 +9,8 @@ import aio_pika
 import pytest
 
 from shared.broker import REASON_HEADER, Topology
-from shared.messages import ExecuteBatch
+from shared.enums import Role
+from shared.messages import ExecuteBatch, GenerateRequest
 from tests.stack import (
     BROKER_URL,
     Services,
@@ -54,13 +55,21 @@ async def _wait_dead(
 
 
 @pytest.mark.usefixtures("imported")
-def test_malformed_message_is_dead_lettered_with_reason(stack: Stack, services: Services) -> None:
-    """A body that fails validation lands in the DLQ with why; the service keeps going."""
+def test_malformed_or_unknown_message_is_dead_lettered_with_reason(
+    stack: Stack, services: Services
+) -> None:
+    """A body that fails validation, or names a run that does not exist, lands in the
+    DLQ at once with why; the service keeps going."""
     body = b'{"kind": "generate", "run_id": "not-a-uuid", "problem_id": 1}'
     asyncio.run(_publish_raw(stack, "generate", body))
     dead = asyncio.run(_wait_dead(stack, "generate", 30))
     assert dead.body == body
     assert "invalid message" in str((dead.headers or {})[REASON_HEADER])
+    unknown = GenerateRequest(run_id=uuid.uuid4(), problem_id=1, role=Role.SOLUTION, count=1)
+    asyncio.run(_publish_raw(stack, "generate", unknown.to_body()))
+    dead = asyncio.run(_wait_dead(stack, "generate", 30))
+    assert dead.body == unknown.to_body()
+    assert "not found" in str((dead.headers or {})[REASON_HEADER])
     assert all(code is None for code in services.exit_codes().values())
 
     run_id = submit(stack, *RUN_ARGS, "--n", "3", "--m", "5", "--problems", "2")
@@ -180,3 +189,35 @@ def _selections(stack: Stack, run_id: str) -> dict[tuple[int, str], float]:
         uuid.UUID(run_id),
     )
     return {(r["problem_id"], r["strategy"]): r["score"] for r in rows}
+
+
+STAGE_STARTED = {
+    "generator": "SELECT count(*) AS n FROM run_completions WHERE run_id = $1",
+    "extractor": "SELECT count(*) AS n FROM run_problems WHERE run_id = $1 AND state <> 'pending'",
+    "scorer": "SELECT count(*) AS n FROM run_problems WHERE run_id = $1 AND state = 'scored'",
+}
+
+
+@pytest.mark.usefixtures("imported")
+@pytest.mark.parametrize("victim", sorted(STAGE_STARTED))
+def test_sigkill_of_any_service_mid_run_gives_identical_numbers(
+    stack: Stack, services: Services, victim: str
+) -> None:
+    """Kill -9 a service as soon as its stage has started on a run; after a restart the
+    run finishes with the numbers of an uninterrupted run of the same work."""
+    args = (*RUN_ARGS, "--n", "20", "--m", "30", "--problems", "12", "--assert-time-limit", "0.3")
+    clean = submit(stack, *args)
+    wait_run_finished(stack, services, clean, timeout=600)
+
+    interrupted = submit(stack, *args)
+
+    def started() -> bool:
+        rows = query(stack, STAGE_STARTED[victim], uuid.UUID(interrupted))
+        return int(rows[0]["n"]) > 0
+
+    wait_for(started, 120, f"the {victim} stage", every=0.02)
+    services.kill(victim)
+    services.start(victim)
+    wait_run_finished(stack, services, interrupted, timeout=600)
+    assert metrics(stack, interrupted) == metrics(stack, clean)
+    assert _selections(stack, interrupted) == _selections(stack, clean)
