@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -28,6 +29,19 @@ T = TypeVar("T")
 DEMO_DIR = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Report what a user can fix as one line and exit 2, instead of a traceback."""
+    try:
+        yield
+    except (LookupError, importers.ImportFormatError, ValidationError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    except OSError as error:
+        console.print(f"[red]error:[/red] {error}; is the stack up? (make up)")
+        raise typer.Exit(2) from error
+
+
 def _with_sessions(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
     async def main() -> T:
         engine = make_engine(ServiceSettings().database)
@@ -36,11 +50,8 @@ def _with_sessions(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[
         finally:
             await engine.dispose()
 
-    try:
+    with _user_errors():
         return asyncio.run(main())
-    except (LookupError, importers.ImportFormatError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
 
 
 @app.command("import-benchmark")
@@ -52,11 +63,16 @@ def import_benchmark(
     ] = None,
 ) -> None:
     """Import a HumanEval-format benchmark (idempotent)."""
-    problems = importers.read_humaneval(file, test_prompts)
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
         async with sessions.begin() as session:
             return await store.upsert_benchmark(session, name, str(file.name), problems)
+
+    with _user_errors():
+        problems = importers.read_humaneval(file, test_prompts)
+    if not problems:
+        console.print(f"[red]error:[/red] no problems in {file}")
+        raise typer.Exit(2)
 
     _, added = _with_sessions(work)
     console.print(f"benchmark {name}: {len(problems)} problems in file, {added} new")
@@ -138,11 +154,8 @@ def run(
         ground_truth_time_limit,
         name,
     )
-    try:
+    with _user_errors():
         run_id = asyncio.run(_submit(request))
-    except (LookupError, ValidationError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
     console.print(f"run {run_id} submitted")
     if not detach:
         _follow(run_id, timeout)
