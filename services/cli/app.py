@@ -14,9 +14,11 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
+from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cli import importers, render, store
+from services.cli.dead_letters import peek_dead_letters
 from shared.broker import connect_broker
 from shared.db.session import make_engine, make_sessionmaker
 from shared.enums import CompletionFormat, Role, RunState
@@ -262,6 +264,24 @@ def resume(
     if not detach:
         _follow(found_id, timeout)
         report(str(found_id))
+
+
+@app.command("dead-letters")
+def dead_letters(
+    limit: Annotated[int, typer.Option(help="messages shown per queue", min=1)] = 20,
+) -> None:
+    """Show dead-lettered messages and why (they stay in their queues)."""
+    with _user_errors():
+        letters = asyncio.run(peek_dead_letters(ServiceSettings().broker, limit))
+    if not letters:
+        console.print("no dead-lettered messages")
+        return
+    table = Table(title="dead-lettered messages")
+    for column in ("queue", "reason", "body"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(letter.kind, letter.reason[:300], letter.body[:200].decode(errors="replace"))
+    console.print(table)
 
 
 @app.command()

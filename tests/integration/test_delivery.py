@@ -15,6 +15,8 @@ from tests.stack import (
     BROKER_URL,
     Services,
     Stack,
+    cli,
+    dead_letters,
     metrics,
     query,
     submit,
@@ -70,6 +72,13 @@ def test_malformed_or_unknown_message_is_dead_lettered_with_reason(
     dead = asyncio.run(_wait_dead(stack, "generate", 30))
     assert dead.body == unknown.to_body()
     assert "not found" in str((dead.headers or {})[REASON_HEADER])
+    asyncio.run(_publish_raw(stack, "score", b"not json at all"))
+    wait_for(lambda: dead_letters(stack).get("score") == 1, 30, "a dead-lettered score message")
+    listing = cli(stack, "dead-letters")
+    assert listing.returncode == 0, listing.stderr
+    assert "score" in listing.stdout and "invalid message" in listing.stdout
+    assert dead_letters(stack).get("score") == 1  # listing put it back
+    asyncio.run(_wait_dead(stack, "score", 10))
     assert all(code is None for code in services.exit_codes().values())
 
     run_id = submit(stack, *RUN_ARGS, "--n", "3", "--m", "5", "--problems", "2")
