@@ -15,6 +15,7 @@ from tests.stack import ROOT, Services, Stack, cli, metrics, query, submit, wait
 
 pytestmark = pytest.mark.integration
 DEMO = ROOT / "data" / "demo"
+RUN_ARGS = ("--benchmark", "humaneval", "--policy", "codegen16b", "--test-model", "codegen16b")
 
 
 def _load(name: str) -> list[dict[str, object]]:
@@ -39,7 +40,7 @@ def test_run_matches_independent_ground_truth(
     """Vanilla pass@1 and the stored labels equal a plain-subprocess re-execution."""
     run_id = submit(
         stack,
-        *("--benchmark", "humaneval", "--policy", "codegen16b", "--test-model", "codegen16b"),
+        *RUN_ARGS,
         *("--n", "8", "--m", "20", "--problems", "4"),
     )
     wait_run_finished(stack, services, run_id, timeout=240)
@@ -75,7 +76,7 @@ def test_assert_verdicts_match_plain_execution(
     """A sample of stored (solution, assert) verdicts re-run outside the sandbox agree."""
     run_id = submit(
         stack,
-        *("--benchmark", "humaneval", "--policy", "codegen16b", "--test-model", "codegen16b"),
+        *RUN_ARGS,
         *("--n", "5", "--m", "10", "--problems", "3"),
     )
     wait_run_finished(stack, services, run_id, timeout=240)
