@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import structlog
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.extractor import store
 from services.extractor.extraction import (
     Extracted,
+    content_hash,
     extract_chat_solution,
     extract_chat_unittest,
     extract_completion_asserts,
@@ -55,10 +57,9 @@ class ExtractHandler:
             completions = await session.scalars(
                 select(Completion).where(Completion.id.in_(message.completion_ids))
             )
-            statuses: dict[str, int] = {}
-            for completion in completions:
-                status = await self._extract_one(session, completion, problem)
-                statuses[status] = statuses.get(status, 0) + 1
+            extracted = [(c.id, *extract(c, problem)) for c in completions]
+            await self._store(session, problem.id, extracted)
+            statuses = Counter(result.status.value for _, result, _ in extracted)
             row = await store.mark_extracted(
                 session, message.run_id, message.problem_id, message.role
             )
@@ -73,25 +74,35 @@ class ExtractHandler:
         )
         await self.broker.publish_many(follow_ups)
 
-    async def _extract_one(
-        self, session: AsyncSession, completion: Completion, problem: Problem
-    ) -> str:
-        extracted, style = extract(completion, problem)
-        await store.record_extraction(
-            session, completion.id, extracted.status.value, extracted.detail
+    @staticmethod
+    async def _store(
+        session: AsyncSession,
+        problem_id: int,
+        extracted: list[tuple[int, Extracted, TestStyle | None]],
+    ) -> None:
+        """Write statuses, code and links of a message's completions in a few statements."""
+        await store.record_extractions(
+            session, [(cid, result.status.value, result.detail) for cid, result, _ in extracted]
         )
-        if extracted.status is not ExtractionStatus.OK:
-            return extracted.status.value
-        if style is None:
-            solution_id = await store.upsert_solution(session, problem.id, extracted.code[0])
-            await store.link_solution(session, completion.id, solution_id)
-        else:
-            test_ids = [
-                await store.upsert_unit_test(session, problem.id, style.value, code)
-                for code in extracted.code
-            ]
-            await store.link_tests(session, completion.id, test_ids)
-        return extracted.status.value
+        usable = [(cid, r, style) for cid, r, style in extracted if r.status is ExtractionStatus.OK]
+        solutions = [(cid, r.code[0]) for cid, r, style in usable if style is None]
+        solution_ids = await store.upsert_solutions(session, problem_id, (c for _, c in solutions))
+        await store.link_solutions(
+            session, [(cid, solution_ids[content_hash(code)]) for cid, code in solutions]
+        )
+        for style in TestStyle:
+            tests = [(cid, r.code) for cid, r, s in usable if s is style]
+            test_ids = await store.upsert_unit_tests(
+                session, problem_id, style.value, (code for _, codes in tests for code in codes)
+            )
+            await store.link_tests(
+                session,
+                [
+                    (cid, position, test_ids[content_hash(code)])
+                    for cid, codes in tests
+                    for position, code in enumerate(codes)
+                ],
+            )
 
     async def _plan(
         self, session: AsyncSession, message: ExtractRequest, row: RunProblem

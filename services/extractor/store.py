@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -24,71 +24,91 @@ from shared.db.queries import lock_run_problem
 from shared.enums import ProblemState, Role
 
 
-async def upsert_solution(session: AsyncSession, problem_id: int, code: str) -> int:
-    """The id of the problem's solution with this code, inserted if new."""
-    digest = content_hash(code)
+async def upsert_solutions(
+    session: AsyncSession, problem_id: int, codes: Iterable[str]
+) -> dict[str, int]:
+    """Insert the problem's new solutions in one statement; map content hash -> id."""
+    by_hash = {content_hash(code): code for code in codes}
+    if not by_hash:
+        return {}
     await session.execute(
         insert(Solution)
-        .values(problem_id=problem_id, content_hash=digest, code=code)
+        .values(
+            [
+                {"problem_id": problem_id, "content_hash": digest, "code": code}
+                for digest, code in by_hash.items()
+            ]
+        )
         .on_conflict_do_nothing()
     )
-    found = await session.scalar(
-        select(Solution.id).where(
-            Solution.problem_id == problem_id, Solution.content_hash == digest
+    rows = await session.execute(
+        select(Solution.content_hash, Solution.id).where(
+            Solution.problem_id == problem_id, Solution.content_hash.in_(by_hash)
         )
     )
-    assert found is not None
-    return found
+    return {digest: sid for digest, sid in rows}
 
 
-async def upsert_unit_test(session: AsyncSession, problem_id: int, style: str, code: str) -> int:
-    """The id of the problem's unit test with this code and style, inserted if new."""
-    digest = content_hash(code)
+async def upsert_unit_tests(
+    session: AsyncSession, problem_id: int, style: str, codes: Iterable[str]
+) -> dict[str, int]:
+    """Insert the problem's new unit tests of a style in one statement; map hash -> id."""
+    by_hash = {content_hash(code): code for code in codes}
+    if not by_hash:
+        return {}
     await session.execute(
         insert(UnitTest)
-        .values(problem_id=problem_id, style=style, content_hash=digest, code=code)
+        .values(
+            [
+                {"problem_id": problem_id, "style": style, "content_hash": digest, "code": code}
+                for digest, code in by_hash.items()
+            ]
+        )
         .on_conflict_do_nothing()
     )
-    found = await session.scalar(
-        select(UnitTest.id).where(
+    rows = await session.execute(
+        select(UnitTest.content_hash, UnitTest.id).where(
             UnitTest.problem_id == problem_id,
             UnitTest.style == style,
-            UnitTest.content_hash == digest,
+            UnitTest.content_hash.in_(by_hash),
         )
     )
-    assert found is not None
-    return found
+    return {digest: tid for digest, tid in rows}
 
 
-async def record_extraction(
-    session: AsyncSession, completion_id: int, status: str, detail: str
+async def record_extractions(
+    session: AsyncSession, outcomes: Sequence[tuple[int, str, str]]
 ) -> None:
-    """Store why a completion did or did not yield code."""
-    await session.execute(
-        update(Completion)
-        .where(Completion.id == completion_id)
-        .values(extraction_status=status, extraction_detail=detail or None)
-    )
+    """Store why each completion did or did not yield code: (id, status, detail)."""
+    if outcomes:
+        await session.execute(
+            update(Completion),
+            [
+                {"id": cid, "extraction_status": status, "extraction_detail": detail or None}
+                for cid, status, detail in outcomes
+            ],
+        )
 
 
-async def link_solution(session: AsyncSession, completion_id: int, solution_id: int) -> None:
-    """Record which solution a completion yielded."""
-    await session.execute(
-        insert(CompletionSolution)
-        .values(completion_id=completion_id, solution_id=solution_id)
-        .on_conflict_do_nothing()
-    )
+async def link_solutions(session: AsyncSession, links: Sequence[tuple[int, int]]) -> None:
+    """Record which solution each completion yielded: (completion id, solution id)."""
+    if links:
+        await session.execute(
+            insert(CompletionSolution)
+            .values([{"completion_id": cid, "solution_id": sid} for cid, sid in links])
+            .on_conflict_do_nothing()
+        )
 
 
-async def link_tests(session: AsyncSession, completion_id: int, test_ids: Sequence[int]) -> None:
-    """Record which unit tests a completion yielded, in order."""
-    if test_ids:
+async def link_tests(session: AsyncSession, links: Sequence[tuple[int, int, int]]) -> None:
+    """Record which unit tests each completion yielded: (completion id, position, test id)."""
+    if links:
         await session.execute(
             insert(CompletionTest)
             .values(
                 [
-                    {"completion_id": completion_id, "position": i, "unit_test_id": tid}
-                    for i, tid in enumerate(test_ids)
+                    {"completion_id": cid, "position": pos, "unit_test_id": tid}
+                    for cid, pos, tid in links
                 ]
             )
             .on_conflict_do_nothing()
