@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=Message)
 Handler = Callable[[M], Awaitable[None]]
+DeadLetterHook = Callable[[str, bytes, str], Awaitable[None]]
 
 WORK_KINDS: dict[str, type[Message]] = {
     "generate": GenerateRequest,
@@ -90,6 +91,7 @@ class Broker:
     dead_exchange: AbstractExchange
     topology: Topology
     prefetch: int
+    on_dead_letter: DeadLetterHook | None = None
     _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
     _in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -123,6 +125,11 @@ class Broker:
             routing_key=kind,
         )
         log.warning("message.dead_lettered", kind=kind, reason=reason[:500])
+        if self.on_dead_letter is not None:
+            try:
+                await self.on_dead_letter(kind, body, reason)
+            except Exception:  # the message is safe in its queue; the hook is best effort
+                log.exception("message.dead_letter_hook_failed", kind=kind)
 
     async def consume(self, kind: str, model: type[M], handler: Handler[M]) -> None:
         """Start consuming one work queue with a typed handler.

@@ -197,6 +197,8 @@ def _follow(run_id: uuid.UUID, timeout: float) -> None:
                 render.update_bars(bars, tasks, progress)
                 if progress.state in (RunState.FINISHED.value, RunState.FAILED.value):
                     return progress.state
+                if progress.error:
+                    return f"stuck: {progress.error}"
                 if time.monotonic() > deadline:
                     return "timeout"
                 await asyncio.sleep(0.5)
@@ -205,13 +207,18 @@ def _follow(run_id: uuid.UUID, timeout: float) -> None:
     if not console.is_terminal:
         console.line()
     if state != RunState.FINISHED.value:
-        console.print(f"[red]run {run_id} ended as {state}[/red]")
+        console.print(f"[red]run {run_id} {state}[/red]")
+        console.print("see `coderm dead-letters`; after fixing the cause, `coderm resume RUN`")
         raise typer.Exit(1)
 
 
 @app.command()
-def status(run_id: Annotated[str, typer.Argument(help="run id or unique prefix")]) -> None:
-    """Print a run's state and per-stage progress."""
+def status(
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    follow: Annotated[bool, typer.Option(help="follow with progress bars until it ends")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to follow before giving up")] = 7200.0,
+) -> None:
+    """Print a run's state and per-stage progress (or follow it)."""
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> store.Progress:
         async with sessions() as session:
@@ -219,7 +226,12 @@ def status(run_id: Annotated[str, typer.Argument(help="run id or unique prefix")
             return await store.run_progress(session, found.id)
 
     progress = _with_sessions(work)
+    if follow:
+        _follow(progress.run_id, timeout)
+        return
     console.print(f"state: {progress.state}")
+    if progress.error:
+        console.print(f"[red]error:[/red] {progress.error}")
     for stage in render.STAGES:
         done, total = getattr(progress, stage)
         console.print(f"{stage:>10}: {done}/{total}")
@@ -252,7 +264,7 @@ def resume(
     """Re-drive a run's unfinished problems (e.g. after messages were dead-lettered)."""
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[uuid.UUID, int]:
-        async with sessions() as session:
+        async with sessions.begin() as session:
             found = await store.find_run(session, run_id)
             messages = await store.resume_messages(session, found)
         async with connect_broker(ServiceSettings().broker) as broker:

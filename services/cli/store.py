@@ -179,7 +179,9 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
 class Progress:
     """Per-stage progress of a run, each as (done, total)."""
 
+    run_id: uuid.UUID
     state: str
+    error: str | None
     generated: tuple[int, int]
     extracted: tuple[int, int]
     executed: tuple[int, int]
@@ -237,7 +239,9 @@ async def run_progress(session: AsyncSession, run_id: uuid.UUID) -> Progress:
         or 0
     )
     return Progress(
+        run_id=run.id,
         state=run.state,
+        error=run.error,
         generated=(generated, 2 * problems),
         extracted=(extracted, problems),
         executed=(int(pairs_done), int(pairs_total)),
@@ -266,12 +270,13 @@ async def find_run(session: AsyncSession, prefix: str) -> Run:
 
 
 async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
-    """The messages that re-drive every unfinished problem of a run.
+    """The messages that re-drive every unfinished problem of a run (and clear its error).
 
     All of them are idempotent: a problem whose extraction is incomplete is generated
     again; an extracted problem gets its batches again (cached pairs are skipped, and
     every batch ends with a score request).
     """
+    run.error = None
     rows = await session.scalars(
         select(RunProblem).where(
             RunProblem.run_id == run.id, RunProblem.state != ProblemState.SCORED.value

@@ -10,7 +10,7 @@ import pytest
 
 from shared.broker import REASON_HEADER, Topology
 from shared.enums import Role
-from shared.messages import ExecuteBatch, GenerateRequest
+from shared.messages import ExecuteBatch, ExtractRequest, GenerateRequest
 from tests.stack import (
     BROKER_URL,
     Services,
@@ -230,3 +230,31 @@ def test_sigkill_of_any_service_mid_run_gives_identical_numbers(
     wait_run_finished(stack, services, interrupted, timeout=600)
     assert metrics(stack, interrupted) == metrics(stack, clean)
     assert _selections(stack, interrupted) == _selections(stack, clean)
+
+
+@pytest.mark.usefixtures("imported")
+def test_dead_lettered_message_marks_its_run_and_resume_finishes_it(
+    stack: Stack, services: Services
+) -> None:
+    """A run whose message is dead-lettered says so (status, and a follower stops with
+    the reason instead of waiting); ``coderm resume`` re-drives it to the end."""
+    services.kill("generator")
+    run_id = submit(stack, *RUN_ARGS, "--n", "4", "--m", "6", "--problems", "2")
+    bogus = ExtractRequest(
+        run_id=uuid.UUID(run_id), problem_id=10**9, role=Role.SOLUTION, completion_ids=[]
+    )
+    asyncio.run(_publish_raw(stack, "extract", bogus.to_body()))
+    wait_for(lambda: dead_letters(stack).get("extract") == 1, 30, "the dead-lettered message")
+    asyncio.run(_wait_dead(stack, "extract", 10))
+
+    status = cli(stack, "status", run_id)
+    assert "extract message dead-lettered" in status.stdout
+    follow = cli(stack, "status", run_id, "--follow", timeout=60)
+    assert follow.returncode == 1
+    assert "UnknownReferenceError" in follow.stdout and "coderm resume" in follow.stdout
+
+    services.start("generator")
+    resumed = cli(stack, "resume", run_id, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "random pick" in resumed.stdout
+    assert "error" not in cli(stack, "status", run_id).stdout
