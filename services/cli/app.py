@@ -278,6 +278,33 @@ def resume(
         report(str(found_id))
 
 
+@app.command()
+def runs(limit: Annotated[int, typer.Option(help="how many, newest first", min=1)] = 20) -> None:
+    """List recent runs: id, name, models, state, CodeT pass@1."""
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> list[store.RunSummary]:
+        async with sessions() as session:
+            return await store.recent_runs(session, limit)
+
+    table = Table(title="runs")
+    for column in ("run", "name", "benchmark", "policy / tests", "N x M", "state", "created"):
+        table.add_column(column)
+    table.add_column("CodeT pass@1", justify="right")
+    for item in _with_sessions(work):
+        run_row = item.run
+        table.add_row(
+            str(run_row.id)[:8],
+            run_row.name,
+            item.benchmark,
+            f"{item.policy} / {item.test_model}",
+            f"{run_row.n_solutions} x {run_row.n_tests}",
+            run_row.state,
+            f"{run_row.created_at:%Y-%m-%d %H:%M}",
+            "" if item.codet_pass_at_1 is None else f"{item.codet_pass_at_1:.2f}",
+        )
+    console.print(table)
+
+
 @app.command("dead-letters")
 def dead_letters(
     limit: Annotated[int, typer.Option(help="messages shown per queue", min=1)] = 20,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from services.cli.importers import CompletionRecord, ProblemRecord
 from shared.db.models import (
@@ -306,3 +307,30 @@ async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
         ]
         messages += found or [ScoreProblem(run_id=run.id, problem_id=row.problem_id)]
     return messages
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of ``coderm runs``."""
+
+    run: Run
+    benchmark: str
+    policy: str
+    test_model: str
+    codet_pass_at_1: float | None
+
+
+async def recent_runs(session: AsyncSession, limit: int) -> list[RunSummary]:
+    """The newest runs with their models and CodeT pass@1 when finished."""
+    policy = aliased(Model)
+    tests = aliased(Model)
+    rows = await session.execute(
+        select(Run, Benchmark.name, policy.name, tests.name, RunMetric.value)
+        .join(Benchmark, Benchmark.id == Run.benchmark_id)
+        .join(policy, policy.id == Run.policy_model_id)
+        .join(tests, tests.id == Run.test_model_id)
+        .outerjoin(RunMetric, (RunMetric.run_id == Run.id) & (RunMetric.name == "codet.pass@1"))
+        .order_by(Run.created_at.desc())
+        .limit(limit)
+    )
+    return [RunSummary(*row) for row in rows.tuples()]

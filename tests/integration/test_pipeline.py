@@ -68,6 +68,9 @@ def test_run_matches_independent_ground_truth(
     assert report.returncode == 0, report.stderr
     assert "CodeT dual agreement" in report.stdout
     assert f"{got['codet.pass@1']:.2f}" in report.stdout
+    listing = cli(stack, "runs")
+    assert listing.returncode == 0, listing.stderr
+    assert run_id[:8] in listing.stdout and "finished" in listing.stdout
 
 
 def test_assert_verdicts_match_plain_execution(
