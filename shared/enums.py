@@ -69,5 +69,4 @@ class ProblemState(StrEnum):
 
     PENDING = "pending"
     EXTRACTED = "extracted"
-    EXECUTING = "executing"
     SCORED = "scored"

@@ -13,8 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.enums import Role
 
-SCHEMA_VERSION = 1
-
 
 class Message(BaseModel):
     """Base of every message: frozen, no unknown fields, versioned."""

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.enums import TestStyle
 
-SANDBOX_SEMANTICS = "sbx1"
+#: Version of the sandbox's verdict semantics: bump it when a verdict could change, and
+#: cached results of the old semantics stop being reused (it is part of every profile).
+SANDBOX_VERSION = "1"
 
 
 class ExecLimits(BaseModel):
@@ -38,10 +40,10 @@ class ExecLimits(BaseModel):
         """Cache key of the run's (solution, test) executions."""
         ms = round(self.time_limit_s * 1000)
         if self.test_style is TestStyle.UNITTEST:
-            return f"{SANDBOX_SEMANTICS}/unittest/t{ms}ms-k{round(self.kill_after_s * 1000)}ms"
-        return f"{SANDBOX_SEMANTICS}/assert/t{ms}ms-s{round(self.setup_time_limit_s * 1000)}ms"
+            return f"sbx{SANDBOX_VERSION}/unittest/t{ms}ms-k{round(self.kill_after_s * 1000)}ms"
+        return f"sbx{SANDBOX_VERSION}/assert/t{ms}ms-s{round(self.setup_time_limit_s * 1000)}ms"
 
     def ground_truth_profile(self, suite: str) -> str:
         """Cache key of ground-truth labels with the benchmark's own tests (``suite``)."""
         ms = round(self.ground_truth_time_limit_s * 1000)
-        return f"{SANDBOX_SEMANTICS}/gt-{suite}/t{ms}ms"
+        return f"sbx{SANDBOX_VERSION}/gt-{suite}/t{ms}ms"

@@ -40,10 +40,6 @@ class SandboxSettings(BaseModel):
     cpus: float = 1.0
     tmpfs_mb: int = 64
     user: str = "65534:65534"
-    unittest_time_limit_s: float = 1.0
-    unittest_kill_after_s: float = 2.0
-    assert_time_limit_s: float = 0.5
-    ground_truth_time_limit_s: float = 3.0
     container_timeout_s: float = 60.0
     container_timeout_margin_s: float = 30.0
 

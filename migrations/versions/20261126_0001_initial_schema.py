@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 01:33:46.714925
+Create Date: 2026-11-26 02:23:45.214442
 """
 
 from collections.abc import Sequence
@@ -143,7 +143,6 @@ def upgrade() -> None:
         sa.Column("run_id", sa.UUID(), nullable=False),
         sa.Column("problem_id", sa.Integer(), nullable=False),
         sa.Column("batch_no", sa.Integer(), nullable=False),
-        sa.Column("solutions", sa.Integer(), nullable=False),
         sa.Column("solution_ids", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("pairs", sa.Integer(), nullable=False),
         sa.Column("executed", sa.Integer(), nullable=True),
@@ -172,7 +171,6 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("solutions_extracted", sa.Boolean(), nullable=False),
         sa.Column("tests_extracted", sa.Boolean(), nullable=False),
-        sa.Column("pairs_total", sa.Integer(), nullable=False),
         sa.Column("scored_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["problem_id"],

@@ -13,6 +13,7 @@ from sqlalchemy.orm import aliased
 
 from services.cli.importers import CompletionRecord, ProblemRecord
 from shared.db.models import (
+    IMPORTED_GENERATION,
     Benchmark,
     Completion,
     ExecutionBatch,
@@ -26,8 +27,6 @@ from shared.db.models import (
 from shared.enums import CompletionFormat, ProblemState, Role, RunState, TestStyle
 from shared.messages import ExecuteBatch, GenerateRequest, Message, ScoreProblem
 from shared.profiles import ExecLimits
-
-IMPORTED = "imported"
 
 
 async def upsert_benchmark(
@@ -101,7 +100,7 @@ async def insert_completions(
             "model_id": model_id,
             "problem_id": problem_ids[record.task_id],
             "role": role.value,
-            "generation": IMPORTED,
+            "generation": IMPORTED_GENERATION,
             "sample_index": index,
             "format": completion_format.value,
             "text": text,

@@ -24,9 +24,9 @@ import aiodocker
 from aiodocker.containers import DockerContainer
 
 from shared.enums import Outcome
+from shared.profiles import SANDBOX_VERSION
 from shared.settings import SandboxSettings
 
-SANDBOX_VERSION = "1"
 """Bump whenever the verdict semantics of runner.py or of this driver change."""
 
 LABEL = "coderm.sandbox"

@@ -176,7 +176,6 @@ async def plan_batches(
                         "run_id": row.run_id,
                         "problem_id": row.problem_id,
                         "batch_no": no,
-                        "solutions": len(batch),
                         "solution_ids": batch,
                         "pairs": len(batch) * (tests + 1),
                     }
@@ -185,6 +184,5 @@ async def plan_batches(
             )
             .on_conflict_do_nothing()
         )
-    row.pairs_total = len(solution_ids) * tests
     row.state = ProblemState.EXTRACTED.value
     return batches

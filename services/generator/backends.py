@@ -7,10 +7,8 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import Completion
+from shared.db.models import IMPORTED_GENERATION, Completion
 from shared.enums import Role
-
-IMPORTED = "imported"
 
 
 class Backend(Protocol):
@@ -36,7 +34,7 @@ class ReplayBackend:
                 Completion.model_id == model_id,
                 Completion.problem_id == problem_id,
                 Completion.role == role.value,
-                Completion.generation == IMPORTED,
+                Completion.generation == IMPORTED_GENERATION,
                 Completion.sample_index < count,
             )
             .order_by(Completion.sample_index)

@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.enums import ProblemState, RunState
+
 
 class Base(DeclarativeBase):
     """Declarative base with JSONB for ``dict`` columns."""
@@ -88,7 +90,7 @@ class Run(Base):
     exec_profile: Mapped[str] = mapped_column(String(200))
     ground_truth_profile: Mapped[str] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[str] = mapped_column(String(20), default=RunState.PENDING.value)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -101,10 +103,9 @@ class RunProblem(Base):
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
     problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"), primary_key=True)
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[str] = mapped_column(String(20), default=ProblemState.PENDING.value)
     solutions_extracted: Mapped[bool] = mapped_column(Boolean, default=False)
     tests_extracted: Mapped[bool] = mapped_column(Boolean, default=False)
-    pairs_total: Mapped[int] = mapped_column(Integer, default=0)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -116,12 +117,15 @@ class ExecutionBatch(Base):
     )
     problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"), primary_key=True)
     batch_no: Mapped[int] = mapped_column(Integer, primary_key=True)
-    solutions: Mapped[int] = mapped_column(Integer)
     solution_ids: Mapped[list[Any]] = mapped_column(default=list)
     pairs: Mapped[int] = mapped_column(Integer)
     executed: Mapped[int | None] = mapped_column(Integer)
     seconds: Mapped[float | None] = mapped_column(Float)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+#: ``Completion.generation`` of completions imported from published files.
+IMPORTED_GENERATION = "imported"
 
 
 class Completion(Base):
