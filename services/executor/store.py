@@ -12,17 +12,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import (
-    CompletionTest,
     Execution,
     ExecutionBatch,
     GroundTruth,
     Problem,
     Run,
-    RunCompletion,
     Solution,
     UnitTest,
 )
-from shared.enums import Role
+from shared.db.queries import run_test_ids
 from shared.errors import UnknownReferenceError
 
 
@@ -66,19 +64,7 @@ async def load_batch(
         CodeItem(tid, code)
         for tid, code in await session.execute(
             select(UnitTest.id, UnitTest.code)
-            .where(
-                UnitTest.id.in_(
-                    select(CompletionTest.unit_test_id)
-                    .join(
-                        RunCompletion, RunCompletion.completion_id == CompletionTest.completion_id
-                    )
-                    .where(
-                        RunCompletion.run_id == run_id,
-                        RunCompletion.problem_id == problem_id,
-                        RunCompletion.role == Role.TEST.value,
-                    )
-                )
-            )
+            .where(UnitTest.id.in_(run_test_ids(run_id, problem_id)))
             .order_by(UnitTest.id)
         )
     ]

@@ -15,12 +15,11 @@ from shared.db.models import (
     CompletionSolution,
     CompletionTest,
     ExecutionBatch,
-    RunCompletion,
     RunProblem,
     Solution,
     UnitTest,
 )
-from shared.db.queries import lock_run_problem
+from shared.db.queries import lock_run_problem, run_solution_samples, run_test_ids
 from shared.enums import ProblemState, Role
 
 
@@ -129,33 +128,13 @@ async def mark_extracted(
 
 async def run_solution_ids(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> list[int]:
     """The distinct solutions of a run's problem, in order of first appearance."""
-    rows = await session.execute(
-        select(CompletionSolution.solution_id, Completion.sample_index)
-        .join(RunCompletion, RunCompletion.completion_id == CompletionSolution.completion_id)
-        .join(Completion, Completion.id == CompletionSolution.completion_id)
-        .where(
-            RunCompletion.run_id == run_id,
-            RunCompletion.problem_id == problem_id,
-            RunCompletion.role == Role.SOLUTION.value,
-        )
-        .order_by(Completion.sample_index)
-    )
-    return list(dict.fromkeys(sid for sid, _ in rows))
+    samples = await session.scalars(run_solution_samples(run_id, problem_id))
+    return list(dict.fromkeys(sid for sid in samples if sid is not None))
 
 
 async def run_test_count(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> int:
     """How many distinct unit tests a run's problem has."""
-    rows = await session.scalars(
-        select(CompletionTest.unit_test_id)
-        .join(RunCompletion, RunCompletion.completion_id == CompletionTest.completion_id)
-        .where(
-            RunCompletion.run_id == run_id,
-            RunCompletion.problem_id == problem_id,
-            RunCompletion.role == Role.TEST.value,
-        )
-        .distinct()
-    )
-    return len(list(rows))
+    return len(set(await session.scalars(run_test_ids(run_id, problem_id))))
 
 
 async def plan_batches(

@@ -13,18 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scorer.strategies import Candidate, StrategyResult
 from shared.db.models import (
-    Completion,
-    CompletionSolution,
-    CompletionTest,
     Execution,
     GroundTruth,
     Run,
-    RunCompletion,
     RunMetric,
     RunProblem,
     Selection,
 )
-from shared.enums import ProblemState, Role, RunState
+from shared.db.queries import run_solution_samples, run_test_ids
+from shared.enums import ProblemState, RunState
 
 
 @dataclass(frozen=True)
@@ -37,31 +34,9 @@ class Matrix:
 
 async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matrix | None:
     """The complete matrix of a run's problem, or ``None`` while results are missing."""
-    samples = list(
-        await session.execute(
-            select(Completion.sample_index, CompletionSolution.solution_id)
-            .join(RunCompletion, RunCompletion.completion_id == Completion.id)
-            .outerjoin(CompletionSolution, CompletionSolution.completion_id == Completion.id)
-            .where(
-                RunCompletion.run_id == run.id,
-                RunCompletion.problem_id == problem_id,
-                RunCompletion.role == Role.SOLUTION.value,
-            )
-            .order_by(Completion.sample_index)
-        )
-    )
-    weights = Counter(
-        await session.scalars(
-            select(CompletionTest.unit_test_id)
-            .join(RunCompletion, RunCompletion.completion_id == CompletionTest.completion_id)
-            .where(
-                RunCompletion.run_id == run.id,
-                RunCompletion.problem_id == problem_id,
-                RunCompletion.role == Role.TEST.value,
-            )
-        )
-    )
-    solution_ids = {sid for _, sid in samples if sid is not None}
+    samples = list(await session.scalars(run_solution_samples(run.id, problem_id)))
+    weights = Counter(await session.scalars(run_test_ids(run.id, problem_id)))
+    solution_ids = {sid for sid in samples if sid is not None}
     passed: dict[int, set[int]] = {sid: set() for sid in solution_ids}
     executed = 0
     if weights and solution_ids:
@@ -91,7 +66,7 @@ async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matri
             passed=frozenset(passed[sid]) if sid is not None else frozenset(),
             correct=bool(labels[sid]) if sid is not None else False,
         )
-        for _, sid in samples
+        for sid in samples
     ]
     return Matrix(candidates, dict(weights))
 

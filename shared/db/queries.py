@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import RunProblem
+from shared.db.models import (
+    Completion,
+    CompletionSolution,
+    CompletionTest,
+    RunCompletion,
+    RunProblem,
+)
+from shared.enums import Role
 from shared.errors import UnknownReferenceError
 
 
@@ -25,3 +32,34 @@ async def lock_run_problem(session: AsyncSession, run_id: uuid.UUID, problem_id:
     if row is None:
         raise UnknownReferenceError(f"run {run_id} has no problem {problem_id}")
     return row
+
+
+def run_solution_samples(run_id: uuid.UUID, problem_id: int) -> Select[int | None]:
+    """The solution id of each of a run's solution samples of a problem, in sample order
+    (``None`` for a sample that yielded no code; an id repeats for duplicate samples)."""
+    return (
+        select(CompletionSolution.solution_id)
+        .select_from(RunCompletion)
+        .join(Completion, Completion.id == RunCompletion.completion_id)
+        .outerjoin(CompletionSolution, CompletionSolution.completion_id == Completion.id)
+        .where(
+            RunCompletion.run_id == run_id,
+            RunCompletion.problem_id == problem_id,
+            RunCompletion.role == Role.SOLUTION.value,
+        )
+        .order_by(Completion.sample_index)
+    )
+
+
+def run_test_ids(run_id: uuid.UUID, problem_id: int) -> Select[int]:
+    """The unit-test ids a run's test samples of a problem yielded (an id repeats once
+    per sample that yielded it, which is the test's weight in CodeT's agreement)."""
+    return (
+        select(CompletionTest.unit_test_id)
+        .join(RunCompletion, RunCompletion.completion_id == CompletionTest.completion_id)
+        .where(
+            RunCompletion.run_id == run_id,
+            RunCompletion.problem_id == problem_id,
+            RunCompletion.role == Role.TEST.value,
+        )
+    )
