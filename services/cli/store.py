@@ -200,14 +200,13 @@ async def run_progress(session: AsyncSession, run_id: uuid.UUID) -> Progress:
         )
         or 0
     )
-    generated = (
-        await session.scalar(
-            select(
-                func.count(func.distinct(func.concat(RunCompletion.problem_id, RunCompletion.role)))
-            ).where(RunCompletion.run_id == run_id)
-        )
-        or 0
+    linked = (
+        select(RunCompletion.problem_id, RunCompletion.role)
+        .where(RunCompletion.run_id == run_id)
+        .distinct()
+        .subquery()
     )
+    generated = await session.scalar(select(func.count()).select_from(linked)) or 0
     extracted = (
         await session.scalar(
             select(func.count())

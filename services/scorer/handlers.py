@@ -30,6 +30,8 @@ class ScoreHandler:
             row = await lock_run_problem(session, message.run_id, message.problem_id)
             if row.state == ProblemState.SCORED.value:
                 return
+            if await store.batches_pending(session, message.run_id, message.problem_id):
+                return
             run = await session.get(Run, message.run_id)
             assert run is not None
             matrix = await store.load_matrix(session, run, message.problem_id)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scorer.strategies import Candidate, StrategyResult
 from shared.db.models import (
     Execution,
+    ExecutionBatch,
     GroundTruth,
     Run,
     RunMetric,
@@ -30,6 +31,21 @@ class Matrix:
 
     candidates: list[Candidate]
     test_weights: dict[int, int]
+
+
+async def batches_pending(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> bool:
+    """Whether any execution batch of the run's problem is still to finish (a cheap
+    check, so that the score request after each batch loads the matrix only once)."""
+    pending = await session.scalar(
+        select(func.count())
+        .select_from(ExecutionBatch)
+        .where(
+            ExecutionBatch.run_id == run_id,
+            ExecutionBatch.problem_id == problem_id,
+            ExecutionBatch.done_at.is_(None),
+        )
+    )
+    return bool(pending)
 
 
 async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matrix | None:
