@@ -20,6 +20,7 @@ solutions by sample.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
@@ -27,11 +28,15 @@ from services.scorer.strategies import Candidate, unbiased_pass_at_k, validate
 
 
 def mean(values: Iterable[float]) -> float:
-    """Arithmetic mean of per-problem scores; ``ValueError`` when there are none."""
+    """Arithmetic mean of per-problem scores; ``ValueError`` when there are none.
+
+    The sum is exactly rounded (``math.fsum``), so a run's figure does not depend on
+    the order in which its problems were scored.
+    """
     items = list(values)
     if not items:
         raise ValueError("mean of no values")
-    return sum(items) / len(items)
+    return math.fsum(items) / len(items)
 
 
 def mean_defined(values: Iterable[float | None]) -> float | None:

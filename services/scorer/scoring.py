@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from services.scorer.metrics import mean, random_pass_at_k
 from services.scorer.strategies import (
     Candidate,
     StrategyResult,
@@ -14,7 +14,6 @@ from services.scorer.strategies import (
     codet_dual_agreement,
     codet_pass_at_k,
     oracle,
-    unbiased_pass_at_k,
     vanilla,
 )
 
@@ -65,23 +64,30 @@ def score_problem(
 
 
 def run_metrics(scores: Iterable[ProblemScore]) -> dict[str, tuple[float, int]]:
-    """Mean over problems of each strategy's pass@1 (and pass@k where defined), in percent.
+    """Mean over problems of each strategy's pass@1, and pass@k where every problem
+    defines it (as CodeT reports pass@k), in percent.
 
-    Returns ``name -> (value, problems)``; names are ``<strategy>.pass@<k>``. Sums are
-    exactly rounded (``math.fsum``), so the figures do not depend on the order in which
-    problems were scored.
+    Returns ``name -> (value, problems)``; names are ``<strategy>.pass@<k>``. Random-pick
+    pass@k is :func:`~services.scorer.metrics.random_pass_at_k` of the problems'
+    ``(n, c)``; CodeT's pass@k the mean of its per-problem values.
     """
-    values: dict[str, list[float]] = defaultdict(list)
+    pass_at_1: dict[str, list[float]] = defaultdict(list)
+    counts: list[tuple[int, int]] = []
+    codet_k: dict[int, list[float]] = defaultdict(list)
     for item in scores:
-        values[f"{item.strategy}.pass@1"].append(item.score)
+        pass_at_1[item.strategy].append(item.score)
         if item.strategy == "vanilla":
-            n, c = int(str(item.detail["n"])), int(str(item.detail["c"]))
-            for k in PASS_AT_K[1:]:
-                if n >= k:
-                    values[f"vanilla.pass@{k}"].append(unbiased_pass_at_k(n, c, k))
+            counts.append((int(str(item.detail["n"])), int(str(item.detail["c"]))))
         if item.strategy == "codet":
             for k in PASS_AT_K[1:3]:
                 value = item.detail.get(f"pass@{k}")
                 if isinstance(value, float | int):
-                    values[f"codet.pass@{k}"].append(float(value))
-    return {name: (100.0 * math.fsum(v) / len(v), len(v)) for name, v in values.items()}
+                    codet_k[k].append(float(value))
+    out = {f"{name}.pass@1": (100.0 * mean(v), len(v)) for name, v in pass_at_1.items()}
+    for k in PASS_AT_K[1:]:
+        value = random_pass_at_k(counts, k) if counts else None
+        if value is not None:
+            out[f"vanilla.pass@{k}"] = (100.0 * value, len(counts))
+        if codet_k[k] and len(codet_k[k]) == len(pass_at_1["codet"]):
+            out[f"codet.pass@{k}"] = (100.0 * mean(codet_k[k]), len(codet_k[k]))
+    return out
