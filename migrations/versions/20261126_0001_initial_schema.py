@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 02:23:45.214442
+Create Date: 2026-11-26 02:26:58.570453
 """
 
 from collections.abc import Sequence
@@ -121,6 +121,7 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float(), nullable=True),
         sa.Column("extraction_status", sa.String(length=40), nullable=True),
         sa.Column("extraction_detail", sa.Text(), nullable=True),
+        sa.Column("extracted_by", sa.String(length=40), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),

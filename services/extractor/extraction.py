@@ -25,6 +25,10 @@ from dataclasses import dataclass
 
 from shared.enums import ExtractionStatus
 
+#: Version of these extraction rules, stored with each extracted completion: bump it
+#: when a rule changes, and completions extracted under the old rules are redone.
+EXTRACTION_VERSION = "1"
+
 #: CodeT's ``STOP_TOKEN`` list; a sample is cut at the earliest occurrence of any.
 CODET_STOP_STRINGS: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 

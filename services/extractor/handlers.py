@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.extractor import store
 from services.extractor.extraction import (
+    EXTRACTION_VERSION,
     Extracted,
     content_hash,
     extract_chat_solution,
@@ -19,7 +20,7 @@ from services.extractor.extraction import (
     extract_completion_solution,
 )
 from shared.broker import Broker
-from shared.db.models import Completion, Problem, RunProblem
+from shared.db.models import Completion, Problem, RunProblem, Solution, UnitTest
 from shared.enums import CompletionFormat, ExtractionStatus, Role, TestStyle
 from shared.errors import UnknownReferenceError
 from shared.messages import ExecuteBatch, ExtractRequest, Message, ScoreProblem
@@ -54,12 +55,16 @@ class ExtractHandler:
             problem = await session.get(Problem, message.problem_id)
             if problem is None:
                 raise UnknownReferenceError(f"problem {message.problem_id} not found")
-            completions = await session.scalars(
-                select(Completion).where(Completion.id.in_(message.completion_ids))
+            completions = list(
+                await session.scalars(
+                    select(Completion).where(Completion.id.in_(message.completion_ids))
+                )
             )
-            extracted = [(c.id, *extract(c, problem)) for c in completions]
+            todo = [c for c in completions if c.extracted_by != EXTRACTION_VERSION]
+            extracted = [(c.id, *extract(c, problem)) for c in todo]
             await self._store(session, problem.id, extracted)
-            statuses = Counter(result.status.value for _, result, _ in extracted)
+            fresh = {cid: result.status.value for cid, result, _ in extracted}
+            statuses = Counter(fresh.get(c.id, str(c.extraction_status)) for c in completions)
             row = await store.mark_extracted(
                 session, message.run_id, message.problem_id, message.role
             )
@@ -86,14 +91,19 @@ class ExtractHandler:
         )
         usable = [(cid, r, style) for cid, r, style in extracted if r.status is ExtractionStatus.OK]
         solutions = [(cid, r.code[0]) for cid, r, style in usable if style is None]
-        solution_ids = await store.upsert_solutions(session, problem_id, (c for _, c in solutions))
+        solution_ids = await store.upsert_code(
+            session, Solution, {"problem_id": problem_id}, (c for _, c in solutions)
+        )
         await store.link_solutions(
             session, [(cid, solution_ids[content_hash(code)]) for cid, code in solutions]
         )
         for style in TestStyle:
             tests = [(cid, r.code) for cid, r, s in usable if s is style]
-            test_ids = await store.upsert_unit_tests(
-                session, problem_id, style.value, (code for _, codes in tests for code in codes)
+            test_ids = await store.upsert_code(
+                session,
+                UnitTest,
+                {"problem_id": problem_id, "style": style.value},
+                (code for _, codes in tests for code in codes),
             )
             await store.link_tests(
                 session,

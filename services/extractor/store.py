@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.extractor.extraction import content_hash
+from services.extractor.extraction import EXTRACTION_VERSION, content_hash
 from shared.db.models import (
     Completion,
     CompletionSolution,
@@ -23,79 +23,68 @@ from shared.db.queries import lock_run_problem, run_solution_samples, run_test_i
 from shared.enums import ProblemState, Role
 
 
-async def upsert_solutions(
-    session: AsyncSession, problem_id: int, codes: Iterable[str]
+async def upsert_code(
+    session: AsyncSession,
+    table: type[Solution] | type[UnitTest],
+    scope: dict[str, object],
+    codes: Iterable[str],
 ) -> dict[str, int]:
-    """Insert the problem's new solutions in one statement; map content hash -> id."""
+    """Insert new solutions or unit tests in one statement; map content hash -> id.
+
+    ``scope`` names the natural key beside the hash: the problem (and the test style).
+    """
     by_hash = {content_hash(code): code for code in codes}
     if not by_hash:
         return {}
     await session.execute(
-        insert(Solution)
+        insert(table)
         .values(
-            [
-                {"problem_id": problem_id, "content_hash": digest, "code": code}
-                for digest, code in by_hash.items()
-            ]
+            [{**scope, "content_hash": digest, "code": code} for digest, code in by_hash.items()]
         )
         .on_conflict_do_nothing()
     )
     rows = await session.execute(
-        select(Solution.content_hash, Solution.id).where(
-            Solution.problem_id == problem_id, Solution.content_hash.in_(by_hash)
+        select(table.content_hash, table.id).where(
+            *(getattr(table, column) == value for column, value in scope.items()),
+            table.content_hash.in_(by_hash),
         )
     )
-    return {digest: sid for digest, sid in rows}
-
-
-async def upsert_unit_tests(
-    session: AsyncSession, problem_id: int, style: str, codes: Iterable[str]
-) -> dict[str, int]:
-    """Insert the problem's new unit tests of a style in one statement; map hash -> id."""
-    by_hash = {content_hash(code): code for code in codes}
-    if not by_hash:
-        return {}
-    await session.execute(
-        insert(UnitTest)
-        .values(
-            [
-                {"problem_id": problem_id, "style": style, "content_hash": digest, "code": code}
-                for digest, code in by_hash.items()
-            ]
-        )
-        .on_conflict_do_nothing()
-    )
-    rows = await session.execute(
-        select(UnitTest.content_hash, UnitTest.id).where(
-            UnitTest.problem_id == problem_id,
-            UnitTest.style == style,
-            UnitTest.content_hash.in_(by_hash),
-        )
-    )
-    return {digest: tid for digest, tid in rows}
+    return {digest: code_id for digest, code_id in rows}
 
 
 async def record_extractions(
     session: AsyncSession, outcomes: Sequence[tuple[int, str, str]]
 ) -> None:
-    """Store why each completion did or did not yield code: (id, status, detail)."""
-    if outcomes:
-        await session.execute(
-            update(Completion),
-            [
-                {"id": cid, "extraction_status": status, "extraction_detail": detail or None}
-                for cid, status, detail in outcomes
-            ],
-        )
+    """Store why each completion did or did not yield code, (id, status, detail), and
+    forget what an earlier extraction of them linked (it is linked again below)."""
+    if not outcomes:
+        return
+    ids = [cid for cid, _, _ in outcomes]
+    await session.execute(
+        delete(CompletionSolution).where(CompletionSolution.completion_id.in_(ids))
+    )
+    await session.execute(delete(CompletionTest).where(CompletionTest.completion_id.in_(ids)))
+    await session.execute(
+        update(Completion),
+        [
+            {
+                "id": cid,
+                "extraction_status": status,
+                "extraction_detail": detail or None,
+                "extracted_by": EXTRACTION_VERSION,
+            }
+            for cid, status, detail in outcomes
+        ],
+    )
 
 
 async def link_solutions(session: AsyncSession, links: Sequence[tuple[int, int]]) -> None:
     """Record which solution each completion yielded: (completion id, solution id)."""
     if links:
         await session.execute(
-            insert(CompletionSolution)
-            .values([{"completion_id": cid, "solution_id": sid} for cid, sid in links])
-            .on_conflict_do_nothing()
+            insert(CompletionSolution).values(
+                [{"completion_id": cid, "solution_id": sid} for cid, sid in links]
+            )
         )
 
 
@@ -103,14 +92,12 @@ async def link_tests(session: AsyncSession, links: Sequence[tuple[int, int, int]
     """Record which unit tests each completion yielded: (completion id, position, test id)."""
     if links:
         await session.execute(
-            insert(CompletionTest)
-            .values(
+            insert(CompletionTest).values(
                 [
                     {"completion_id": cid, "position": pos, "unit_test_id": tid}
                     for cid, pos, tid in links
                 ]
             )
-            .on_conflict_do_nothing()
         )
 
 

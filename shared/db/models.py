@@ -148,6 +148,7 @@ class Completion(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     extraction_status: Mapped[str | None] = mapped_column(String(40))
     extraction_detail: Mapped[str | None] = mapped_column(Text)
+    extracted_by: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = _created()
 
 

@@ -98,3 +98,41 @@ def test_assert_verdicts_match_plain_execution(
     assert rows, "the run stored no executions"
     for row in rows:
         assert _passes_hidden_tests(f"{row['solution']}\n{row['test']}\n") == row["passed"], row
+
+
+def test_completions_extracted_under_older_rules_are_extracted_again(
+    stack: Stack, services: Services, imported: None
+) -> None:
+    """A second run reuses extractions made under the current rules; extractions from
+    older rules (here: marked old and with their links lost) are redone in full."""
+    args = (*RUN_ARGS, "--n", "6", "--m", "8", "--problems", "3")
+    first = submit(stack, *args)
+    wait_run_finished(stack, services, first, timeout=240)
+    completions = """SELECT rc.completion_id FROM run_completions rc WHERE rc.run_id = $1"""
+    query(
+        stack,
+        f"UPDATE completions SET extracted_by = 'old', extraction_status = NULL "
+        f"WHERE id IN ({completions})",
+        uuid.UUID(first),
+    )
+    query(
+        stack,
+        f"DELETE FROM completion_solutions WHERE completion_id IN ({completions})",
+        uuid.UUID(first),
+    )
+    query(
+        stack,
+        f"DELETE FROM completion_tests WHERE completion_id IN ({completions})",
+        uuid.UUID(first),
+    )
+
+    second = submit(stack, *args)
+    wait_run_finished(stack, services, second, timeout=240)
+    assert metrics(stack, second) == metrics(stack, first)
+    stale = query(
+        stack,
+        f"SELECT count(*) AS n FROM completions WHERE id IN ({completions}) "
+        "AND (extracted_by = 'old' OR extraction_status IS NULL)",
+        uuid.UUID(first),
+    )
+    assert stale[0]["n"] == 0
