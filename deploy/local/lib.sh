@@ -37,6 +37,18 @@ die() {
     exit 1
 }
 
+# wait_until SECONDS COMMAND...: run COMMAND once a second until it succeeds; fail after
+# SECONDS tries.
+wait_until() {
+    local tries="$1" i
+    shift
+    for ((i = 0; i < tries; i++)); do
+        "$@" && return 0
+        sleep 1
+    done
+    return 1
+}
+
 need_root() {
     [[ "$(id -u)" == 0 ]] || die "run this as root (it installs Debian packages and starts servers)"
 }
@@ -92,14 +104,10 @@ ensure_postgres() {
     fi
     say "starting PostgreSQL $v/main"
     pg_ctlcluster "$v" main start </dev/null || true
-    local i
-    for ((i = 0; i < 60; i++)); do
-        pg_up && {
-            ok "PostgreSQL is ready"
-            return 0
-        }
-        sleep 1
-    done
+    wait_until 60 pg_up && {
+        ok "PostgreSQL is ready"
+        return 0
+    }
     die "PostgreSQL did not become ready in 60 s (see /var/log/postgresql/postgresql-$v-main.log)"
 }
 
@@ -204,14 +212,10 @@ ensure_docker() {
     say "starting dockerd (log: $DOCKERD_LOG)"
     # A subshell that execs, with every fd on the log: nothing keeps our stdout open.
     (exec setsid nohup dockerd) >>"$DOCKERD_LOG" 2>&1 </dev/null &
-    local i
-    for ((i = 0; i < 60; i++)); do
-        docker_up && {
-            ok "Docker is ready"
-            return 0
-        }
-        sleep 1
-    done
+    wait_until 60 docker_up && {
+        ok "Docker is ready"
+        return 0
+    }
     tail -n 20 "$DOCKERD_LOG" >&2 || true
     die "dockerd did not become ready in 60 s (see $DOCKERD_LOG)"
 }
