@@ -11,18 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import signal
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.broker import Broker, connect_broker
-from shared.db.models import Run
+from shared.db.queries import note_dead_letter_on_run
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
@@ -51,23 +48,6 @@ async def service_context(name: str, settings: ServiceSettings) -> AsyncIterator
             yield ServiceContext(name, make_sessionmaker(engine), broker, log)
     finally:
         await engine.dispose()
-
-
-async def note_dead_letter_on_run(
-    sessions: async_sessionmaker[AsyncSession], kind: str, body: bytes, reason: str
-) -> None:
-    """Record on its run (when the body names one) that a message was dead-lettered, so
-    that ``coderm run``/``status`` can say why the run cannot finish by itself."""
-    try:
-        run_id = uuid.UUID(str(json.loads(body)["run_id"]))
-    except (ValueError, KeyError, TypeError):
-        return
-    async with sessions.begin() as session:
-        await session.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(error=f"{kind} message dead-lettered: {reason}"[:2000])
-        )
 
 
 async def serve(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
-from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import (
     Completion,
     CompletionSolution,
     CompletionTest,
+    Run,
     RunCompletion,
     RunProblem,
 )
@@ -63,3 +65,20 @@ def run_test_ids(run_id: uuid.UUID, problem_id: int) -> Select[int]:
             RunCompletion.role == Role.TEST.value,
         )
     )
+
+
+async def note_dead_letter_on_run(
+    sessions: async_sessionmaker[AsyncSession], kind: str, body: bytes, reason: str
+) -> None:
+    """Record on its run (when the body names one) that a message was dead-lettered, so
+    that ``coderm run``/``status`` can say why the run cannot finish by itself."""
+    try:
+        run_id = uuid.UUID(str(json.loads(body)["run_id"]))
+    except (ValueError, KeyError, TypeError):
+        return
+    async with sessions.begin() as session:
+        await session.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(error=f"{kind} message dead-lettered: {reason}"[:2000])
+        )
