@@ -25,18 +25,28 @@ class ScoreHandler:
     sessions: async_sessionmaker[AsyncSession]
 
     async def __call__(self, message: ScoreProblem) -> None:
-        """Handle one ``ScoreProblem``; a repeated or early message is harmless."""
+        """Handle one ``ScoreProblem``; a repeated or early message is harmless.
+
+        Once the problem is scored (by this message or an earlier delivery of it), the
+        run is finished if it was its last problem: a scorer killed between the two
+        transactions finishes the run when the message is redelivered.
+        """
+        if await self._score(message):
+            await self._maybe_finish(message)
+
+    async def _score(self, message: ScoreProblem) -> bool:
+        """Score the problem if its matrix is complete; whether it is scored now."""
         async with self.sessions.begin() as session:
             row = await lock_run_problem(session, message.run_id, message.problem_id)
             if row.state == ProblemState.SCORED.value:
-                return
+                return True
             if await store.batches_pending(session, message.run_id, message.problem_id):
-                return
+                return False
             run = await session.get(Run, message.run_id)
             assert run is not None
             matrix = await store.load_matrix(session, run, message.problem_id)
             if matrix is None:
-                return
+                return False
             results = score_problem(matrix.candidates, matrix.test_weights)
             await store.save_selections(session, message.run_id, message.problem_id, results)
             row.state = ProblemState.SCORED.value
@@ -47,7 +57,7 @@ class ScoreHandler:
             problem_id=message.problem_id,
             **{name: round(result.score, 4) for name, result in results.items()},
         )
-        await self._maybe_finish(message)
+        return True
 
     async def _maybe_finish(self, message: ScoreProblem) -> None:
         async with self.sessions.begin() as session:

@@ -10,7 +10,7 @@ import pytest
 
 from shared.broker import REASON_HEADER, Topology
 from shared.enums import Role
-from shared.messages import ExecuteBatch, ExtractRequest, GenerateRequest
+from shared.messages import ExecuteBatch, ExtractRequest, GenerateRequest, ScoreProblem
 from tests.stack import (
     BROKER_URL,
     Services,
@@ -258,3 +258,22 @@ def test_dead_lettered_message_marks_its_run_and_resume_finishes_it(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "random pick" in resumed.stdout
     assert "error" not in cli(stack, "status", run_id).stdout
+
+
+@pytest.mark.usefixtures("imported")
+def test_redelivered_score_of_a_scored_problem_finishes_its_run(
+    stack: Stack, services: Services
+) -> None:
+    """The scorer scored the last problem but died before closing the run: the
+    redelivered score request closes it, with the same metrics."""
+    run_id = submit(stack, *RUN_ARGS, "--n", "4", "--m", "5", "--problems", "2")
+    wait_run_finished(stack, services, run_id, timeout=180)
+    expected = metrics(stack, run_id)
+    run = uuid.UUID(run_id)
+    query(stack, "DELETE FROM run_metrics WHERE run_id = $1", run)
+    query(stack, "UPDATE runs SET state = 'running', finished_at = NULL WHERE id = $1", run)
+    problem = query(stack, "SELECT problem_id FROM run_problems WHERE run_id = $1 LIMIT 1", run)
+    message = ScoreProblem(run_id=run, problem_id=problem[0]["problem_id"])
+    asyncio.run(_publish_raw(stack, "score", message.to_body()))
+    wait_run_finished(stack, services, run_id, timeout=60)
+    assert metrics(stack, run_id) == expected
