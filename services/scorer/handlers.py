@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,12 +11,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scorer import store
 from services.scorer.scoring import ProblemScore, run_metrics, score_problem
+from services.scorer.strategies import StrategyResult
 from shared.db.models import Run
 from shared.db.queries import lock_run_problem
 from shared.enums import ProblemState
 from shared.messages import ScoreProblem
 
 log = structlog.get_logger(__name__)
+
+
+UNLABELLED = "none"
+"""``selections.detail["ground_truth"]`` of a problem without hidden tests."""
+
+
+def without_correctness(results: dict[str, StrategyResult]) -> dict[str, StrategyResult]:
+    """Selections of a problem without hidden tests: the chosen solutions stand, but the
+    scores (expected correctness) are unknown, so NaN, never 0; run metrics leave such
+    problems out (none at all when no problem is labelled)."""
+    return {
+        name: StrategyResult(math.nan, result.chosen, {**result.detail, "ground_truth": UNLABELLED})
+        for name, result in results.items()
+    }
 
 
 @dataclass
@@ -48,6 +64,8 @@ class ScoreHandler:
             if matrix is None:
                 return False
             results = score_problem(matrix.candidates, matrix.test_weights)
+            if not matrix.labelled:
+                results = without_correctness(results)
             await store.save_selections(session, message.run_id, message.problem_id, results)
             row.state = ProblemState.SCORED.value
             row.scored_at = datetime.now(UTC)
@@ -65,7 +83,11 @@ class ScoreHandler:
             if run is None:
                 return
             selections = await store.load_selections(session, run.id)
-            metrics = run_metrics(ProblemScore(s.strategy, s.score, s.detail) for s in selections)
+            metrics = run_metrics(
+                ProblemScore(s.strategy, s.score, s.detail)
+                for s in selections
+                if s.detail.get("ground_truth") != UNLABELLED
+            )
             await store.finish_run(session, run, metrics)
         log.info(
             "run.finished",

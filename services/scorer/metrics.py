@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
+from services.scorer.analysis_types import ProblemMatrix
 from services.scorer.strategies import Candidate, unbiased_pass_at_k, validate
 
 
@@ -42,7 +43,7 @@ def mean(values: Iterable[float]) -> float:
 def mean_defined(values: Iterable[float | None]) -> float | None:
     """Mean of the values that are not ``None``; ``None`` if none is defined."""
     items = [v for v in values if v is not None]
-    return sum(items) / len(items) if items else None
+    return math.fsum(items) / len(items) if items else None
 
 
 def random_pass_at_k(counts: Iterable[tuple[int, int]], k: int) -> float | None:
@@ -171,7 +172,11 @@ def confusion_majority(candidates: Sequence[Candidate]) -> Confusion:
 
 @dataclass(frozen=True)
 class Quality:
-    """Quality figures of a classifier over problems (fractions, or ``None``)."""
+    """Quality figures of a classifier over problems (fractions, or ``None``).
+
+    ``far = FP/(FP+TN)`` and ``frr = FN/(FN+TP)`` (the paper's words, its README);
+    ``far_paper = FP/(FP+TP)`` and ``frr_paper = FN/(FN+TN)`` (its appendix formulas).
+    """
 
     accuracy: float | None
     precision: float | None
@@ -188,8 +193,7 @@ _QUALITY_FIELDS = tuple(f.name for f in fields(Quality))
 
 def quality_micro(confusions: Iterable[Confusion]) -> Quality:
     """Pool the counts of all problems, then take the ratios of the pooled counts."""
-    pooled = sum(confusions, Confusion())
-    return Quality(**{name: getattr(pooled, name) for name in _QUALITY_FIELDS})
+    return quality_of(sum(confusions, Confusion()))
 
 
 def quality_macro(confusions: Iterable[Confusion]) -> Quality:
@@ -198,4 +202,104 @@ def quality_macro(confusions: Iterable[Confusion]) -> Quality:
     items = list(confusions)
     return Quality(
         **{name: mean_defined(getattr(c, name) for c in items) for name in _QUALITY_FIELDS}
+    )
+
+
+def quality_of(confusion: Confusion) -> Quality:
+    """The ratios of one confusion table."""
+    return Quality(**{name: getattr(confusion, name) for name in _QUALITY_FIELDS})
+
+
+@dataclass(frozen=True)
+class TestQuality:
+    """One unique test of a problem as an individual classifier.
+
+    ``weight``: the number of test occurrences that yielded it (it is counted once).
+    """
+
+    problem_id: int
+    task_id: str
+    test_id: int
+    weight: int
+    confusion: Confusion
+
+
+@dataclass(frozen=True)
+class ProblemQuality:
+    """One problem: its tests pooled (individual) and majority voting as classifiers."""
+
+    problem_id: int
+    task_id: str
+    tests: int
+    samples: int
+    correct: int
+    individual: Confusion
+    majority: Confusion
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """Unit-test quality of a run (ALGORITHMS §4), every ratio under both FAR/FRR
+    definitions (see :class:`Quality`).
+
+    * ``individual_micro``: counts pooled over every (unique test, solution sample)
+      pair of the run;
+    * ``individual_macro_problem``: mean over problems of the problem's pooled ratios;
+    * ``individual_macro_test``: mean over all unique tests of the run of each test's
+      ratios;
+    * ``majority_micro`` / ``majority_macro``: majority voting pooled over all samples
+      of the run / mean over problems of the per-problem ratios.
+
+    Macro means skip undefined per-item ratios (``None`` when none is defined).
+    ``per_problem`` and ``per_test`` hold the counts behind them, in input order.
+    """
+
+    individual_micro: Quality
+    individual_macro_problem: Quality
+    individual_macro_test: Quality
+    majority_micro: Quality
+    majority_macro: Quality
+    per_problem: tuple[ProblemQuality, ...]
+    per_test: tuple[TestQuality, ...]
+
+
+def unit_test_quality(problems: Sequence[ProblemMatrix]) -> QualityReport:
+    """Unit-test quality of a run, per run, per problem and per test.
+
+    Per problem, each unique test is a classifier accepting the samples that pass it
+    (:func:`confusion_per_test`, tests counted once, samples per sample); majority
+    voting accepts the samples passing the most tests (:func:`confusion_majority`).
+    A problem without tests contributes no individual pairs, and majority voting
+    accepts all its samples. Problems with no correct solution keep their counts
+    (their recall and FRR are undefined and skipped by macro means).
+    """
+    per_problem: list[ProblemQuality] = []
+    per_test: list[TestQuality] = []
+    for p in problems:
+        tests = confusion_per_test(p.candidates, p.tests)
+        per_test.extend(
+            TestQuality(p.problem_id, p.task_id, t, p.test_weights[t], conf)
+            for t, conf in tests.items()
+        )
+        per_problem.append(
+            ProblemQuality(
+                problem_id=p.problem_id,
+                task_id=p.task_id,
+                tests=len(tests),
+                samples=len(p.candidates),
+                correct=sum(1 for c in p.candidates if c.correct),
+                individual=sum(tests.values(), Confusion()),
+                majority=confusion_majority(p.candidates),
+            )
+        )
+    individual = [q.individual for q in per_problem]
+    majority = [q.majority for q in per_problem]
+    return QualityReport(
+        individual_micro=quality_micro(individual),
+        individual_macro_problem=quality_macro(individual),
+        individual_macro_test=quality_macro(t.confusion for t in per_test),
+        majority_micro=quality_micro(majority),
+        majority_macro=quality_macro(majority),
+        per_problem=tuple(per_problem),
+        per_test=tuple(per_test),
     )

@@ -13,6 +13,7 @@ from services.scorer.strategies import (
     coderm_majority_vote,
     codet_dual_agreement,
     codet_pass_at_k,
+    first_max,
     oracle,
     vanilla,
 )
@@ -34,14 +35,19 @@ def score_problem(
 ) -> dict[str, StrategyResult]:
     """Every strategy's pick for one problem, keyed by strategy name.
 
-    ``vanilla`` carries ``n`` and ``c`` (samples, correct samples) so that random-pick
-    pass@k can be computed for the run; ``codet`` carries its pass@k for k in 2, 10.
+    Strategies: ``vanilla``, ``oracle``, ``coderm_majority``, ``codet`` and
+    ``first_max`` (the names stored in ``selections.strategy``). ``vanilla`` carries
+    ``n`` and ``c`` (samples, correct samples) so that random-pick pass@k can be
+    computed for the run; ``codet`` carries its pass@k for k in 2, 10. Pure and
+    deterministic: scoring a matrix twice gives equal results (the scorer's upsert
+    relies on it).
     """
     results = {
         "vanilla": vanilla(candidates),
         "oracle": oracle(candidates),
         "coderm_majority": coderm_majority_vote(candidates),
         "codet": codet_dual_agreement(candidates, test_weights),
+        "first_max": first_max(candidates),
     }
     n = len(candidates)
     extra: dict[str, float | int | str] = {
@@ -64,8 +70,9 @@ def score_problem(
 
 
 def run_metrics(scores: Iterable[ProblemScore]) -> dict[str, tuple[float, int]]:
-    """Mean over problems of each strategy's pass@1, and pass@k where every problem
-    defines it (as CodeT reports pass@k), in percent.
+    """Mean over problems of each strategy's pass@1 (every strategy stored, so
+    ``first_max.pass@1`` too), and pass@k where every problem defines it (as CodeT
+    reports pass@k), in percent.
 
     Returns ``name -> (value, problems)``; names are ``<strategy>.pass@<k>``. Random-pick
     pass@k is :func:`~services.scorer.metrics.random_pass_at_k` of the problems'

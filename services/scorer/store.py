@@ -12,10 +12,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scorer.strategies import Candidate, StrategyResult
+from shared.db.ground_truth import ground_truth_problem
 from shared.db.models import (
     Execution,
     ExecutionBatch,
     GroundTruth,
+    Problem,
     Run,
     RunMetric,
     RunProblem,
@@ -23,6 +25,7 @@ from shared.db.models import (
 )
 from shared.db.queries import run_solution_samples, run_test_ids
 from shared.enums import ProblemState, RunState
+from shared.errors import UnknownReferenceError
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Matrix:
 
     candidates: list[Candidate]
     test_weights: dict[int, int]
+    labelled: bool = True
 
 
 async def batches_pending(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> bool:
@@ -49,7 +53,16 @@ async def batches_pending(session: AsyncSession, run_id: uuid.UUID, problem_id: 
 
 
 async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matrix | None:
-    """The complete matrix of a run's problem, or ``None`` while results are missing."""
+    """The complete matrix of a run's problem, or ``None`` while results are missing.
+
+    A problem without ground truth (no hidden tests) waits for no labels: its candidates
+    are all ``correct=False``, ``labelled`` is False, and no correctness figure may be
+    reported for it.
+    """
+    problem = await session.get(Problem, problem_id)
+    if problem is None:
+        raise UnknownReferenceError(f"problem {problem_id} not found")
+    labelled = await ground_truth_problem(session, run, problem) is not None
     samples = list(await session.scalars(run_solution_samples(run.id, problem_id)))
     weights = Counter(await session.scalars(run_test_ids(run.id, problem_id)))
     solution_ids = {sid for sid in samples if sid is not None}
@@ -74,17 +87,18 @@ async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matri
         )
     )
     labels = {sid: ok for sid, ok in label_rows}
-    if executed < len(solution_ids) * len(weights) or len(labels) < len(solution_ids):
+    wanted = len(solution_ids) if labelled else 0
+    if executed < len(solution_ids) * len(weights) or len(labels) < wanted:
         return None
     candidates = [
         Candidate(
             solution_id=sid,
             passed=frozenset(passed[sid]) if sid is not None else frozenset(),
-            correct=bool(labels[sid]) if sid is not None else False,
+            correct=bool(labels.get(sid, False)) if sid is not None else False,
         )
         for sid in samples
     ]
-    return Matrix(candidates, dict(weights))
+    return Matrix(candidates, dict(weights), labelled)
 
 
 async def save_selections(

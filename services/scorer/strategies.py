@@ -13,12 +13,18 @@ Sources followed (read from the released code, re-implemented here):
   (``get_result_of_sorted_solutions``, ``_turn_solution_scores_into_choose_count``,
   ``pass_at_K``, ``_estimator``), ``CodeT/src/execution.py`` and ``CodeT/main.py``.
 * CodeRM, ``RUCKBReasoning/CodeRM``: ``evaluation/calculate_result.py``
-  (``calc_best_of_n``).
+  (``calc_best_of_n``, ``get_result_on_sol_and_ut``) and
+  ``preprocess/extract_unit_test.py`` (tests deduplicated before indexing).
+
+A solution's "id" in the sample-order sense (CodeRM's ``sol_id``) is its position in
+the candidate sequence, 0-based; ``Candidate.solution_id`` is the stored id of its
+(deduplicated) code.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -295,3 +301,80 @@ def codet_pass_at_k(
     for rank, picks in zip(ranking, choose_counts(len(ranking), k), strict=False):
         all_wrong *= ((rank.samples - rank.correct) / rank.samples) ** picks
     return 1.0 - all_wrong
+
+
+# --------------------------------------------------------------------- first-max
+
+
+def first_max(candidates: Sequence[Candidate]) -> StrategyResult:
+    """Argmax of tests passed, first index wins: a deterministic pick.
+
+    ``i* = min{i : |P[i]| = max_j |P[j]|}`` where i is the sample position (0-based,
+    sample order) and tests are counted once each (unique ids, as CodeRM counts);
+    ``score = 1`` if sample i* is correct else ``0``. When nothing passes any test the
+    first sample is picked (a no-code sample included). ``chosen`` is the picked
+    sample's solution id, empty for a no-code sample; ``detail["sample_index"] = i*``.
+    """
+    validate(candidates)
+    top = max(len(c.passed) for c in candidates)
+    index = next(i for i, c in enumerate(candidates) if len(c.passed) == top)
+    pick = candidates[index]
+    chosen = () if pick.solution_id is None else (pick.solution_id,)
+    detail: dict[str, float | int | str] = {"sample_index": index, "top_passed": top}
+    return StrategyResult(1.0 if pick.correct else 0.0, chosen, detail)
+
+
+# --------------------------------------------------------------------- CodeRM bootstrap
+
+
+def coderm_slots(tests: Iterable[int], test_samples: int) -> list[int | None]:
+    """CodeRM's test index space: slot j holds the j-th unique test (sorted ids) for
+    j < U, and nothing (a test failed by every solution) for U <= j < test_samples.
+
+    ``calculate_result.py`` draws from ``range(100)`` (one index a test completion)
+    after ``extract_unit_test.py`` kept each distinct test once and dropped
+    completions without one, so a duplicate or an empty completion becomes an empty
+    index. With more unique tests than ``test_samples`` (CodeT-style completions that
+    yield several asserts) there are U slots.
+    """
+    unique: list[int | None] = [*sorted(set(tests))]
+    return unique + [None] * max(0, test_samples - len(unique))
+
+
+def coderm_majority_bootstrap(
+    candidates: Sequence[Candidate],
+    tests: Iterable[int],
+    test_samples: int,
+    ut_num: int,
+    sample_num: int,
+    rng: random.Random,
+) -> StrategyResult:
+    """CodeRM majority voting with ``ut_num`` test completions drawn per repetition.
+
+    Over the slots of :func:`coderm_slots` (S = max(test_samples, U)), each of the
+    ``sample_num`` repetitions draws ``rng.sample(range(S), ut_num)`` (without
+    replacement) and scores :func:`coderm_majority_vote` with the unique tests in
+    the drawn slots; ``score = mean over repetitions``. Drawn empty slots take up a
+    draw but cannot change the ranking. When ``ut_num >= S`` every slot is drawn:
+    the result is exact and ``rng`` is not used (``detail["exact"] = 1``, ``chosen``
+    as :func:`coderm_majority_vote`); otherwise ``chosen`` is empty (the pick varies
+    with the draw). ``ValueError`` for ``ut_num < 1`` or ``sample_num < 1``.
+    """
+    if ut_num < 1 or sample_num < 1:
+        raise ValueError("ut_num and sample_num must be at least 1")
+    slots = coderm_slots(tests, test_samples)
+    detail: dict[str, float | int | str] = {
+        "ut_num": ut_num,
+        "slots": len(slots),
+        "exact": int(ut_num >= len(slots)),
+    }
+    if ut_num >= len(slots):
+        full = coderm_majority_vote(restrict_tests(candidates, (t for t in slots if t is not None)))
+        return StrategyResult(full.score, full.chosen, {**detail, "sample_num": 1})
+    validate(candidates)
+    scores = []
+    for _ in range(sample_num):
+        drawn = (slots[j] for j in rng.sample(range(len(slots)), ut_num))
+        kept = [t for t in drawn if t is not None]
+        scores.append(coderm_majority_vote(restrict_tests(candidates, kept)).score)
+    return StrategyResult(math.fsum(scores) / sample_num, (), {**detail, "sample_num": sample_num})

@@ -20,7 +20,7 @@ def test_score_problem_runs_every_strategy_with_counts() -> None:
         _c(None, set(), False),
     ]
     results = score_problem(candidates, {10: 2, 11: 1})
-    assert set(results) == {"vanilla", "oracle", "coderm_majority", "codet"}
+    assert set(results) == {"vanilla", "oracle", "coderm_majority", "codet", "first_max"}
     assert results["vanilla"].score == pytest.approx(0.5)
     assert results["vanilla"].detail["n"] == 4
     assert results["vanilla"].detail["c"] == 2
@@ -32,6 +32,8 @@ def test_score_problem_runs_every_strategy_with_counts() -> None:
     assert results["codet"].chosen == (1,)
     assert "pass@2" in results["codet"].detail
     assert "pass@10" not in results["codet"].detail  # only 4 samples
+    assert results["first_max"].score == 1.0
+    assert results["first_max"].detail["sample_index"] == 0
 
 
 def test_score_problem_without_tests_falls_back_to_random_pick() -> None:
@@ -67,3 +69,64 @@ def test_run_metrics_do_not_depend_on_order() -> None:
     forward = run_metrics(ProblemScore("oracle", v, {}) for v in values)
     backward = run_metrics(ProblemScore("oracle", v, {}) for v in reversed(values))
     assert forward == backward
+
+
+@pytest.mark.parametrize(
+    ("candidates", "weights", "expected"),
+    [
+        # a tie on the count: majority and CodeT pick uniformly, first-max the first
+        (
+            [_c(1, {10}, False), _c(2, {11}, True)],
+            {10: 1, 11: 1},
+            {"vanilla": 0.5, "oracle": 1.0, "coderm_majority": 0.5, "codet": 0.5, "first_max": 0.0},
+        ),
+        # duplicates: 3 samples of a wrong code agree; CodeT 1*sqrt(3) > 1*1; first-max
+        # takes the first sample of the most passes, the correct one
+        (
+            [_c(1, {10}, True), _c(2, {11}, False), _c(2, {11}, False), _c(2, {11}, False)],
+            {10: 1, 11: 1},
+            {
+                "vanilla": 0.25,
+                "oracle": 1.0,
+                "coderm_majority": 0.0,
+                "codet": 0.0,
+                "first_max": 1.0,
+            },
+        ),
+        # no correct solution
+        (
+            [_c(1, {10}, False), _c(None, set(), False)],
+            {10: 1},
+            {"vanilla": 0.0, "oracle": 0.0, "coderm_majority": 0.0, "codet": 0.0, "first_max": 0.0},
+        ),
+        # no tests, a no-code sample first: first-max picks it
+        (
+            [_c(None, set(), False), _c(1, set(), True)],
+            {},
+            {"vanilla": 0.5, "oracle": 1.0, "coderm_majority": 0.5, "codet": 0.5, "first_max": 0.0},
+        ),
+    ],
+)
+def test_score_problem_table(
+    candidates: list[Candidate], weights: dict[int, int], expected: dict[str, float]
+) -> None:
+    results = score_problem(candidates, weights)
+    assert {name: r.score for name, r in results.items()} == pytest.approx(expected)
+    # scoring is deterministic, so the scorer's upsert is idempotent
+    assert score_problem(candidates, weights) == results
+
+
+def test_run_metrics_include_first_max() -> None:
+    scores = [
+        ProblemScore("first_max", 1.0, {"sample_index": 0, "top_passed": 2}),
+        ProblemScore("first_max", 0.0, {"sample_index": 3, "top_passed": 1}),
+        ProblemScore("vanilla", 0.5, {"n": 2, "c": 1}),
+        ProblemScore("vanilla", 0.5, {"n": 2, "c": 1}),
+    ]
+    metrics = run_metrics(scores)
+    value, problems = metrics["first_max.pass@1"]
+    assert value == pytest.approx(50.0)
+    assert problems == 2
+    assert not any(
+        name.startswith("first_max.pass@") and name != "first_max.pass@1" for name in metrics
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple
 
 import pytest
@@ -22,10 +24,13 @@ from services.scorer.metrics import (
 from services.scorer.strategies import (
     Candidate,
     choose_counts,
+    coderm_majority_bootstrap,
     coderm_majority_vote,
+    coderm_slots,
     codet_dual_agreement,
     codet_pass_at_k,
     codet_rank,
+    first_max,
     oracle,
     restrict_tests,
     unbiased_pass_at_k,
@@ -376,3 +381,128 @@ def test_quality_micro_and_macro() -> None:
     macro = astuple(quality_macro([a, b]))
     assert macro == pytest.approx((0.5, 0.5, 0.5, 2 / 3, 0.5, 0.5, 0.5, 0.5))
     assert quality_macro([]) == Quality(*(None,) * 8)
+
+
+# ------------------------------------------------------------------ first-max
+
+
+@pytest.mark.parametrize(
+    ("cands", "score", "chosen", "index"),
+    [
+        # the first sample among those passing the most tests
+        ([c(1, (1, 2), True), c(2, (1, 2, 3)), c(3, (1, 2, 3), True)], 0.0, (2,), 1),
+        # a tie on the count is broken by position, not by agreement or correctness
+        ([c(1, (1,)), c(2, (2,), True), c(3, (2,), True)], 0.0, (1,), 0),
+        ([c(2, (2,), True), c(1, (1,))], 1.0, (2,), 0),
+        # duplicates carry no weight: one later sample with more passes wins
+        ([*many(3, 2, (1,)), c(1, (1, 2), True)], 1.0, (1,), 3),
+        # nothing passes: the first sample, here a no-code one
+        ([c(None), c(1, (), True)], 0.0, (), 0),
+        # no tests at all: the first sample
+        ([c(1, (), True), c(2)], 1.0, (1,), 0),
+        # no correct solution
+        ([c(1, (1,)), c(2, (1, 2))], 0.0, (2,), 1),
+    ],
+)
+def test_first_max(
+    cands: list[Candidate], score: float, chosen: tuple[int, ...], index: int
+) -> None:
+    result = first_max(cands)
+    assert result.score == score
+    assert result.chosen == chosen
+    assert result.detail["sample_index"] == index
+
+
+def test_first_max_rejects_invalid_input() -> None:
+    with pytest.raises(ValueError):
+        first_max([])
+
+
+# ------------------------------------------------------------------ CodeRM bootstrap
+
+
+class ScriptedDraws(random.Random):
+    """A Random whose ``sample`` returns the given slot draws in turn (hand-checkable)."""
+
+    def __init__(self, draws: list[list[int]]) -> None:
+        super().__init__(0)
+        self.draws = iter(draws)
+
+    def sample(  # type: ignore[override]
+        self, population: Sequence[int], k: int, *, counts: Iterable[int] | None = None
+    ) -> list[int]:
+        drawn = next(self.draws)
+        assert len(drawn) == k and set(drawn) <= set(population)
+        return drawn
+
+
+@pytest.mark.parametrize(
+    ("tests", "test_samples", "slots"),
+    [
+        ([2, 1], 4, [1, 2, None, None]),
+        # duplicates were kept once: 3 samples of test 1 leave two empty slots
+        ([1, 1, 1, 2], 4, [1, 2, None, None]),
+        ([], 3, [None, None, None]),
+        ([], 0, []),
+        # more unique tests than completions (CodeT-style asserts): no empty slot
+        ([5, 3, 4], 2, [3, 4, 5]),
+    ],
+)
+def test_coderm_slots(tests: list[int], test_samples: int, slots: list[int | None]) -> None:
+    assert coderm_slots(tests, test_samples) == slots
+
+
+# tests 1, 2 in slots 0, 1; slots 2, 3 empty. With one slot: test 1 -> solution 1
+# (correct) alone on top: 1; test 2 -> solution 2: 0; an empty slot -> nobody passes,
+# all three kept: 1/3.
+BOOT = [c(1, (1,), True), c(2, (2,)), c(3)]
+
+
+@pytest.mark.parametrize(
+    ("draws", "ut_num", "expected"),
+    [
+        ([[0], [1], [2], [3]], 1, (1 + 0 + 1 / 3 + 1 / 3) / 4),
+        ([[0], [0]], 1, 1.0),
+        ([[2], [3], [1]], 1, (1 / 3 + 1 / 3 + 0) / 3),
+        # two slots: {1, 2} -> solutions 1 and 2 tie (1 test each, consistency 1): 1/2
+        ([[0, 1], [2, 0], [3, 2]], 2, (0.5 + 1 + 1 / 3) / 3),
+    ],
+)
+def test_coderm_bootstrap_hand_draws(draws: list[list[int]], ut_num: int, expected: float) -> None:
+    result = coderm_majority_bootstrap(BOOT, [1, 2], 4, ut_num, len(draws), ScriptedDraws(draws))
+    assert result.score == pytest.approx(expected)
+    assert result.detail["exact"] == 0
+    assert result.detail["slots"] == 4
+
+
+def test_coderm_bootstrap_converges_to_the_expectation() -> None:
+    # expectation over the 4 equally likely slots: (1 + 0 + 1/3 + 1/3) / 4 = 5/12
+    result = coderm_majority_bootstrap(BOOT, [1, 2], 4, 1, 4000, random.Random(7))
+    assert result.score == pytest.approx(5 / 12, abs=0.03)
+
+
+@pytest.mark.parametrize(
+    ("cands", "tests", "test_samples", "ut_num", "expected"),
+    [
+        # ut_num >= slots: every slot, exact, equals plain majority voting
+        (BOOT, [1, 2], 4, 4, 0.5),
+        (BOOT, [1, 2], 4, 100, 0.5),
+        ([c(1, (1, 2), True), *many(3, 2, (2, 3))], [1, 2, 3], 3, 100, 0.0),
+        # no tests: everyone kept
+        ([c(1, (), True), c(2), c(None)], [], 0, 1, 1 / 3),
+        ([c(1, (), True), c(2), c(None)], [], 5, 5, 1 / 3),
+    ],
+)
+def test_coderm_bootstrap_exact(
+    cands: list[Candidate], tests: list[int], test_samples: int, ut_num: int, expected: float
+) -> None:
+    result = coderm_majority_bootstrap(cands, tests, test_samples, ut_num, 100, ScriptedDraws([]))
+    assert result.score == pytest.approx(expected)
+    assert result.detail["exact"] == 1
+    assert result.detail["sample_num"] == 1
+
+
+@pytest.mark.parametrize(("ut_num", "sample_num"), [(0, 1), (1, 0)])
+def test_coderm_bootstrap_rejects_bad_counts(ut_num: int, sample_num: int) -> None:
+    with pytest.raises(ValueError):
+        coderm_majority_bootstrap(BOOT, [1, 2], 4, ut_num, sample_num, random.Random(0))
