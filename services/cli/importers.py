@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from services.extractor.codet_unittest import codet_sample_to_unittest
 
 
 class ImportFormatError(ValueError):
@@ -16,7 +18,12 @@ class ImportFormatError(ValueError):
 
 @dataclass(frozen=True)
 class ProblemRecord:
-    """One benchmark problem as imported."""
+    """One benchmark problem as imported.
+
+    ``ground_truth`` is how its solutions are labelled (``shared.oracle.GroundTruthKind``),
+    ``oracle`` the evalplus inputs (``shared.oracle.Oracle`` as JSON) for ``outputs``;
+    ``solution_messages`` / ``test_messages`` CodeRM's chat prompts, when imported.
+    """
 
     task_id: str
     position: int
@@ -25,6 +32,10 @@ class ProblemRecord:
     canonical_solution: str
     test_code: str
     test_prompt: str | None
+    ground_truth: str = "tests"
+    oracle: dict[str, Any] | None = None
+    solution_messages: list[dict[str, Any]] | None = None
+    test_messages: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,4 +118,28 @@ def read_task_completions(path: Path) -> list[CompletionRecord]:
         if not all(isinstance(t, str) for t in texts):
             raise ImportFormatError(f"{path}:{number}: completions must be strings")
         out.append(CompletionRecord(task_id, tuple(texts)))
+    return out
+
+
+def as_unittest_tests(
+    records: Sequence[CompletionRecord], entry_points: Mapping[str, str]
+) -> list[CompletionRecord]:
+    """CodeT test samples rewritten as CodeRM-style chat test completions.
+
+    Each sample that yields an assert becomes one fenced ``unittest`` class
+    (:func:`~services.extractor.codet_unittest.codet_sample_to_unittest`); one that
+    yields none is kept as it is, so the chat extraction records it as giving no code
+    block (a sample holding a code fence is kept as empty text, for the same reason).
+    Sample positions are unchanged. ``entry_points`` maps task id -> entry point.
+    """
+    out = []
+    for record in records:
+        entry_point = entry_points[record.task_id]
+        samples = []
+        for sample in record.samples:
+            converted = codet_sample_to_unittest(sample, entry_point)
+            if converted is None:
+                converted = "" if "```" in sample else sample
+            samples.append(converted)
+        out.append(CompletionRecord(record.task_id, tuple(samples)))
     return out
