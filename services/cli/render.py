@@ -1,4 +1,4 @@
-"""Terminal rendering of run progress and results (rich)."""
+"""Terminal rendering of run progress (rich)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,10 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
 from services.cli.store import Progress as RunProgress
 
 STAGES = ("generated", "extracted", "executed", "scored")
-STRATEGY_LABELS = {
-    "vanilla": "random pick (vanilla)",
-    "oracle": "oracle (any correct)",
-    "coderm_majority": "CodeRM majority voting",
-    "codet": "CodeT dual agreement",
-}
 
 
 def progress_bars() -> tuple[Progress, dict[str, TaskID]]:
@@ -40,24 +33,3 @@ def update_bars(bars: Progress, tasks: dict[str, TaskID], progress: RunProgress)
     for stage in STAGES:
         done, total = getattr(progress, stage)
         bars.update(tasks[stage], completed=done, total=total or None)
-
-
-def metrics_table(title: str, metrics: dict[str, tuple[float, int]]) -> Table:
-    """The strategy table: one row per strategy, pass@k columns, problems scored."""
-    ks = sorted({int(name.split("@")[1]) for name in metrics})
-    table = Table(title=title)
-    table.add_column("strategy")
-    for k in ks:
-        table.add_column(f"pass@{k}", justify="right")
-    table.add_column("problems", justify="right")
-    for strategy, label in STRATEGY_LABELS.items():
-        cells = []
-        problems = 0
-        for k in ks:
-            value = metrics.get(f"{strategy}.pass@{k}")
-            cells.append("" if value is None else f"{value[0]:.2f}")
-            if value is not None:
-                problems = max(problems, value[1])
-        if problems:
-            table.add_row(label, *cells, str(problems))
-    return table

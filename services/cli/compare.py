@@ -1,0 +1,255 @@
+"""``coderm compare RUN_A RUN_B``: two runs (e.g. two checkpoints) side by side.
+
+Problems are matched by task id and only the problems both runs scored with ground
+truth are compared (the output says how many). For every strategy: the pass@k table
+of both runs on those problems with deltas, and per problem wins, losses and ties of
+A against B by the expected correctness of each run's pick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.cli import store
+from services.cli.blocks import fmt
+from services.cli.report_data import RunData, RunInfo, load_run_data
+from services.scorer.analysis import (
+    STRATEGY_LABELS,
+    ProblemRow,
+    analyse_run,
+    strategy_order,
+)
+from services.scorer.analysis_types import ProblemMatrix
+
+EPSILON = 1e-9
+RECORD_COLUMNS = (
+    "strategy",
+    "A better",
+    "B better",
+    "ties",
+    "A right, B wrong",
+    "B right, A wrong",
+    "mean A - B",
+)
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """One strategy's metric in both runs (percent) and ``delta = a - b``."""
+
+    strategy: str
+    metric: str
+    a: float | None
+    b: float | None
+    delta: float | None
+
+
+@dataclass(frozen=True)
+class ProblemDelta:
+    """One problem's expected correctness of each run's pick."""
+
+    task_id: str
+    a: float
+    b: float
+    delta: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per-problem record of A against B for one strategy.
+
+    ``wins``/``losses``/``ties``: problems where A's pick has a higher / lower / equal
+    expected correctness; ``only_a``/``only_b``: problems A's pick surely solves and
+    B's surely does not (scores 1 and 0), and the reverse; ``mean_delta`` the mean of
+    ``a - b`` (a fraction, 100x the pass@1 delta); ``changed``: the problems
+    that are not ties, largest difference first.
+    """
+
+    strategy: str
+    wins: int
+    losses: int
+    ties: int
+    only_a: int
+    only_b: int
+    mean_delta: float
+    changed: list[ProblemDelta]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two runs compared on the problems both scored with ground truth."""
+
+    run_a: RunInfo
+    run_b: RunInfo
+    common: int
+    only_in_a: list[str]
+    only_in_b: list[str]
+    table: list[MetricDelta]
+    outcomes: list[Outcome]
+
+
+def _subset(data: RunData, task_ids: set[str]) -> list[ProblemMatrix]:
+    return [p for p in data.problems if p.task_id in task_ids]
+
+
+def _table(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]) -> list[MetricDelta]:
+    out = []
+    for strategy in sorted(a.keys() | b.keys(), key=strategy_order):
+        metrics = a.get(strategy, {}).keys() | b.get(strategy, {}).keys()
+        for metric in sorted(metrics, key=lambda m: int(m.partition("@")[2] or 0)):
+            va, vb = a.get(strategy, {}).get(metric), b.get(strategy, {}).get(metric)
+            delta = None if va is None or vb is None else va - vb
+            out.append(MetricDelta(strategy, metric, va, vb, delta))
+    return out
+
+
+def _outcome(strategy: str, rows_a: Sequence[ProblemRow], rows_b: dict[str, ProblemRow]) -> Outcome:
+    deltas = []
+    for row in rows_a:
+        other = rows_b[row.task_id]
+        if strategy in row.scores and strategy in other.scores:
+            a, b = row.scores[strategy], other.scores[strategy]
+            deltas.append(ProblemDelta(row.task_id, a, b, a - b))
+    changed = sorted(
+        (d for d in deltas if abs(d.delta) > EPSILON), key=lambda d: (-abs(d.delta), d.task_id)
+    )
+    return Outcome(
+        strategy=strategy,
+        wins=sum(1 for d in deltas if d.delta > EPSILON),
+        losses=sum(1 for d in deltas if d.delta < -EPSILON),
+        ties=sum(1 for d in deltas if abs(d.delta) <= EPSILON),
+        only_a=sum(1 for d in deltas if d.a == 1.0 and d.b == 0.0),
+        only_b=sum(1 for d in deltas if d.a == 0.0 and d.b == 1.0),
+        mean_delta=sum(d.delta for d in deltas) / len(deltas) if deltas else 0.0,
+        changed=changed,
+    )
+
+
+def compare_runs(a: RunData, b: RunData) -> Comparison:
+    """Compare two loaded runs on the labelled problems they share (pure)."""
+    tasks_a = {p.task_id for p in a.problems}
+    tasks_b = {p.task_id for p in b.problems}
+    common = tasks_a & tasks_b
+    analysis_a = analyse_run(_subset(a, common), curves=False)
+    analysis_b = analyse_run(_subset(b, common), curves=False)
+    rows_b = {row.task_id: row for row in analysis_b.problem_rows}
+    strategies = sorted(
+        {
+            s
+            for row in analysis_a.problem_rows[:1] + analysis_b.problem_rows[:1]
+            for s in row.scores
+        },
+        key=strategy_order,
+    )
+    return Comparison(
+        run_a=a.info,
+        run_b=b.info,
+        common=len(common),
+        only_in_a=sorted(tasks_a - common),
+        only_in_b=sorted(tasks_b - common),
+        table=_table(
+            {r.strategy: r.metrics for r in analysis_a.strategies},
+            {r.strategy: r.metrics for r in analysis_b.strategies},
+        ),
+        outcomes=[_outcome(s, analysis_a.problem_rows, rows_b) for s in strategies],
+    )
+
+
+class CompareFormat(StrEnum):
+    """What ``coderm compare`` prints."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+async def load_comparison(
+    sessions: async_sessionmaker[AsyncSession], run_a: str, run_b: str
+) -> Comparison:
+    """Load two runs (ids or unique prefixes) and compare them."""
+    async with sessions() as session:
+        data = [
+            await load_run_data(session, await store.find_run(session, prefix))
+            for prefix in (run_a, run_b)
+        ]
+    return compare_runs(*data)
+
+
+def to_json(comparison: Comparison) -> str:
+    """The comparison as JSON (every changed problem included)."""
+    return json.dumps(dataclasses.asdict(comparison), indent=2, allow_nan=False)
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def _describe(label: str, run: RunInfo) -> Text:
+    return Text(
+        f"{label}: {run.run_id[:8]} {run.name or ''} ({run.benchmark}, policy {run.policy}, "
+        f"tests {run.test_model}, {run.n_solutions} x {run.n_tests}, {run.state})"
+    )
+
+
+def to_terminal(comparison: Comparison, top: int = 10) -> RenderableType:
+    """Both runs' tables with deltas, the per-problem record, the largest changes."""
+    c = comparison
+    items: list[RenderableType] = [_describe("A", c.run_a), _describe("B", c.run_b)]
+    items.append(
+        Text(
+            f"{c.common} problems in common (scored with ground truth by both); "
+            f"{len(c.only_in_a)} only in A, {len(c.only_in_b)} only in B"
+        )
+    )
+    table = Table(title="strategies on the common problems (percent)")
+    for column in ("strategy", "metric", "A", "B", "A - B"):
+        table.add_column(column, justify="left" if column in ("strategy", "metric") else "right")
+    for row in c.table:
+        label = STRATEGY_LABELS.get(row.strategy, row.strategy)
+        table.add_row(label, row.metric, fmt(row.a), fmt(row.b), _signed(row.delta))
+    record = Table(title="per problem, by expected correctness of the pick")
+    for column in (
+        "strategy",
+        "A better",
+        "B better",
+        "ties",
+        "A right, B wrong",
+        "B right, A wrong",
+        "mean A - B",
+    ):
+        record.add_column(column, justify="left" if column == "strategy" else "right")
+    for o in c.outcomes:
+        record.add_row(
+            STRATEGY_LABELS.get(o.strategy, o.strategy),
+            str(o.wins),
+            str(o.losses),
+            str(o.ties),
+            str(o.only_a),
+            str(o.only_b),
+            _signed(100 * o.mean_delta),
+        )
+    changes = Table(title=f"largest per-problem differences (first {top} a strategy)")
+    for column in ("strategy", "task", "A", "B", "A - B"):
+        changes.add_column(column, justify="left" if column in ("strategy", "task") else "right")
+    for o in c.outcomes:
+        if o.strategy in ("vanilla", "oracle"):
+            continue
+        for d in o.changed[:top]:
+            changes.add_row(o.strategy, d.task_id, fmt(d.a), fmt(d.b), _signed(d.delta))
+    return Group(*items, table, record, changes)
+
+
+def emit_comparison(console: Console, comparison: Comparison, output: CompareFormat) -> None:
+    """Print the comparison as tables or JSON."""
+    if output is CompareFormat.JSON:
+        print(to_json(comparison))
+    else:
+        console.print(to_terminal(comparison))

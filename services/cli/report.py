@@ -1,0 +1,390 @@
+"""``coderm report``: a run's analysis as one document, written as JSON, Markdown and
+self-contained HTML with PNG plots, and shown in the terminal.
+
+The document (:mod:`services.cli.blocks`) is built once from a :class:`Report`, so
+every format holds the same sections and numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.cli import plots, store
+from services.cli.blocks import (
+    Block,
+    Details,
+    Heading,
+    Image,
+    Para,
+    Table,
+    fmt,
+    to_html,
+    to_markdown,
+    to_terminal,
+)
+from services.cli.report_data import RunData, RunInfo, load_run_data
+from services.scorer.analysis import (
+    STRATEGY_LABELS,
+    Mismatch,
+    QualityRow,
+    RunAnalysis,
+    StrategyRow,
+    analyse_run,
+    as_dict,
+    check_stored,
+    strategy_order,
+)
+from services.scorer.analysis_types import ALL_PROBLEMS
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a report shows: the run, its analysis, and the stored metrics check."""
+
+    run: RunInfo
+    analysis: RunAnalysis
+    stored_metrics: dict[str, tuple[float, int]]
+    mismatches: list[Mismatch]
+
+
+def _ks(rows: Sequence[StrategyRow]) -> list[str]:
+    metrics = {m for row in rows for m in row.metrics}
+    return sorted(metrics, key=lambda m: (not m.startswith("pass@"), int(m[5:] or 0)))
+
+
+def strategy_table(rows: Sequence[StrategyRow], caption: str = "") -> Table:
+    """Strategies (bounds marked) x pass@k, in percent."""
+    ks = _ks(rows)
+    return Table(
+        ["strategy", "role", *ks, "problems"],
+        [
+            [row.label, row.role, *(fmt(row.metrics.get(k)) for k in ks), str(row.problems)]
+            for row in rows
+        ],
+        caption,
+    )
+
+
+QUALITY_TABLES = (
+    (
+        "FAR/FRR as rates (the paper's text, CodeRM README): "
+        "FAR = FP / (FP + TN), FRR = FN / (FN + TP)",
+        ("accuracy", "precision", "recall", "f1", "far", "frr"),
+        ("Acc", "Precision", "Recall", "F1", "FAR", "FRR"),
+    ),
+    (
+        "FAR/FRR as printed in CodeRM appendix D: "
+        "FAR(paper) = FP / (FP + TP), FRR(paper) = FN / (FN + TN)",
+        ("accuracy", "f1", "far_paper", "frr_paper"),
+        ("Acc", "F1", "FAR(paper)", "FRR(paper)"),
+    ),
+)
+
+
+def quality_tables(rows: Sequence[QualityRow]) -> list[Table]:
+    """The quality rows twice, each table labelled with its FAR/FRR definition."""
+    return [
+        Table(
+            ["classifier", "averaging", *headers],
+            [
+                [row.classifier, row.averaging, *(fmt(getattr(row, n)) for n in names)]
+                for row in rows
+            ],
+            caption,
+        )
+        for caption, names, headers in QUALITY_TABLES
+    ]
+
+
+def _curve_table(points: Sequence[dict[str, Any]], axis: str) -> Table:
+    overall = [p for p in points if p["bucket"] == ALL_PROBLEMS]
+    sizes = sorted({p["size"] for p in overall})
+    cells: dict[str, dict[int, float]] = {}
+    for p in overall:
+        cells.setdefault(p["strategy"], {})[p["size"]] = 100 * p["accuracy"]
+    return Table(
+        ["strategy", *(f"{axis[0]}={s}" for s in sizes)],
+        [
+            [STRATEGY_LABELS.get(name, name), *(fmt(cells[name].get(s)) for s in sizes)]
+            for name in sorted(cells, key=strategy_order)
+        ],
+        f"accuracy (%) over all problems as the number of {axis} grows",
+    )
+
+
+def _run_lines(report: Report) -> list[Block]:
+    run = report.run
+    lines = [
+        f"run `{run.run_id}` ({run.name or 'unnamed'}), benchmark {run.benchmark}, "
+        f"policy {run.policy}, test model {run.test_model}, "
+        f"{run.n_solutions} solutions x {run.n_tests} test samples, {run.test_style} tests",
+        f"state {run.state}: {run.problems_scored} of {run.problems} problems scored; "
+        f"created {run.created_at}, finished {run.finished_at or '-'}",
+        f"ground truth: {report.analysis.ground_truth}",
+    ]
+    return [Para(line) for line in lines + report.analysis.notes]
+
+
+def _check_line(report: Report) -> Para:
+    if not report.stored_metrics:
+        return Para("No stored run metrics to check against (run not finished).")
+    if not report.mismatches:
+        return Para(
+            f"All {len(report.stored_metrics)} stored run metrics equal the figures "
+            "recomputed here from the stored matrix."
+        )
+    items = "; ".join(
+        f"{m.name} stored {fmt(m.stored)} vs {fmt(m.recomputed)}" for m in report.mismatches
+    )
+    return Para(f"Stored run metrics differ from the recomputation (older scorer?): {items}")
+
+
+def _wrong_table(analysis: RunAnalysis) -> Table:
+    rows = [r for r in analysis.problem_rows if r.wrong]
+    strategies = [s.strategy for s in analysis.strategies if s.role == "selection"]
+    return Table(
+        ["task", "correct / n", "pass rate", *strategies, "wrong pick"],
+        [
+            [
+                r.task_id,
+                f"{r.correct} / {r.n}",
+                fmt(r.pass_rate, 2),
+                *(fmt(r.scores.get(s)) for s in strategies),
+                ", ".join(r.wrong),
+            ]
+            for r in sorted(rows, key=lambda r: (-r.pass_rate, r.task_id))
+        ],
+        f"{len(rows)} problems with a correct sample where a strategy's pick is wrong "
+        "(expected correctness 0); cells are each strategy's expected correctness",
+    )
+
+
+def _problem_table(analysis: RunAnalysis) -> Table:
+    strategies = [s.strategy for s in analysis.strategies]
+    return Table(
+        ["task", "n", "correct", "unique", "tests", "bucket", *strategies, "ind. acc", "maj. acc"],
+        [
+            [
+                r.task_id,
+                str(r.n),
+                str(r.correct),
+                str(r.unique_solutions),
+                str(r.tests),
+                r.bucket,
+                *(fmt(r.scores.get(s)) for s in strategies),
+                fmt(r.individual_accuracy, 1),
+                fmt(r.majority_accuracy, 1),
+            ]
+            for r in analysis.problem_rows
+        ],
+    )
+
+
+def _correctness_blocks(report: Report) -> list[Block]:
+    analysis = report.analysis
+    blocks: list[Block] = [
+        Heading("Strategies"),
+        strategy_table(
+            analysis.strategies,
+            f"percent over {analysis.problems} problems; vanilla (random pick) and oracle "
+            "(any sample correct) bound every selection strategy",
+        ),
+        _check_line(report),
+        Image("strategies", "pass@1 per strategy between the vanilla and oracle bounds"),
+    ]
+    if analysis.base_strategies:
+        blocks += [
+            Heading("Base inputs only", 3),
+            strategy_table(
+                analysis.base_strategies,
+                "the same selections judged by the benchmark's base inputs only",
+            ),
+        ]
+    blocks += [
+        Heading("Difficulty"),
+        Image("difficulty", "problems per pass-rate decile and each strategy's mean score"),
+    ]
+    if analysis.tests_curve or analysis.solutions_curve:
+        blocks.append(Heading("Scaling curves"))
+        blocks.append(
+            Para(
+                f"Tests: {analysis.curve_draws} draws a size of test samples without "
+                "replacement (bands: one standard deviation over draws). Solutions: the "
+                "first n samples (CodeRM's prefix), all tests."
+            )
+        )
+    for axis, points in (("tests", analysis.tests_curve), ("solutions", analysis.solutions_curve)):
+        if points:
+            blocks += [
+                _curve_table(points, axis),
+                Image(f"{axis}_curve", f"accuracy as the number of {axis} grows"),
+                Image(f"{axis}_curve_buckets", f"the same per difficulty decile ({axis})"),
+            ]
+    if analysis.allocation_curve:
+        blocks += [
+            Heading("Test budget allocation"),
+            Image("allocation", "equal vs gold-lambda vs estimated-lambda allocation"),
+        ]
+    blocks += [
+        Heading("Unit-test quality"),
+        Para(
+            "Individual tests accept the samples that pass them; majority voting accepts "
+            "the samples passing the most tests of their problem. Counted per solution "
+            "sample; percent; '-' where undefined."
+        ),
+        *quality_tables(analysis.quality),
+        Heading("Problems where the chosen solution is wrong"),
+        _wrong_table(analysis),
+        Details("All problems", [_problem_table(analysis)]),
+    ]
+    return blocks
+
+
+def document(report: Report) -> list[Block]:
+    """The report's sections, in order."""
+    title = report.run.name or report.run.run_id[:8]
+    blocks: list[Block] = [Heading(f"coderm report: {title}", 1), *_run_lines(report)]
+    if report.analysis.strategies:
+        blocks += _correctness_blocks(report)
+    if report.analysis.unlabelled:
+        blocks += [
+            Heading("Problems without ground truth"),
+            Table(
+                ["task", "n", "unique", "tests", "test samples", "passing pairs"],
+                [
+                    [
+                        u.task_id,
+                        str(u.n),
+                        str(u.unique_solutions),
+                        str(u.tests),
+                        str(u.test_samples),
+                        str(u.passing_pairs),
+                    ]
+                    for u in report.analysis.unlabelled
+                ],
+            ),
+        ]
+    return blocks
+
+
+# ------------------------------------------------------------------ renderers
+
+
+def to_json(report: Report) -> str:
+    """The report's numbers as JSON: run, recomputed metrics, stored metrics, analysis."""
+    metrics = {
+        f"{row.strategy}.{name}": value
+        for row in report.analysis.strategies
+        for name, value in row.metrics.items()
+    }
+    data = {
+        "run": dataclasses.asdict(report.run),
+        "metrics": metrics,
+        "stored_metrics": {
+            name: {"value": value, "problems": problems}
+            for name, (value, problems) in sorted(report.stored_metrics.items())
+        },
+        "mismatches": [dataclasses.asdict(m) for m in report.mismatches],
+        "analysis": as_dict(report.analysis),
+    }
+    return json.dumps(data, indent=2, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where a report was written."""
+
+    directory: Path
+    html: Path
+    markdown: Path
+    json: Path
+    plots: list[Path]
+
+
+def write_report(report: Report, out: Path) -> ReportFiles:
+    """Write ``report.html``, ``report.md``, ``report.json`` and ``plots/*.png``."""
+    blocks = document(report)
+    pngs = plots.all_plots(report.analysis)
+    plot_dir = out / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for stem, png in pngs.items():
+        path = plot_dir / f"{stem}.png"
+        path.write_bytes(png)
+        paths.append(path)
+    title = f"coderm report {report.run.name or report.run.run_id[:8]}"
+    files = ReportFiles(out, out / "report.html", out / "report.md", out / "report.json", paths)
+    files.html.write_text(to_html(blocks, pngs, title), encoding="utf-8")
+    files.markdown.write_text(
+        to_markdown(blocks, {stem: f"plots/{stem}.png" for stem in pngs}), encoding="utf-8"
+    )
+    files.json.write_text(to_json(report) + "\n", encoding="utf-8")
+    return files
+
+
+def make_report(data: RunData, curve_draws: int = 20, curves: bool = True) -> Report:
+    """Analyse a run's loaded data and check the stored metrics against it."""
+    analysis = analyse_run(
+        data.problems,
+        base_problems=data.base_problems,
+        unlabelled=data.unlabelled,
+        curve_draws=curve_draws,
+        curves=curves,
+    )
+    mismatches = check_stored(analysis, data.stored_metrics)
+    return Report(data.info, analysis, data.stored_metrics, mismatches)
+
+
+class ReportFormat(StrEnum):
+    """What ``coderm report`` prints (the files are written in every case)."""
+
+    TABLE = "table"
+    JSON = "json"
+    MD = "md"
+    HTML = "html"
+
+
+async def load_report(
+    sessions: async_sessionmaker[AsyncSession], run_prefix: str, curve_draws: int
+) -> Report:
+    """Load a run (id or unique prefix) and analyse it."""
+    async with sessions() as session:
+        run = await store.find_run(session, run_prefix)
+        data = await load_run_data(session, run)
+    return make_report(data, curve_draws)
+
+
+def default_out(report: Report) -> Path:
+    """``reports/<first 8 characters of the run id>/`` under the working directory."""
+    return Path("reports") / report.run.run_id[:8]
+
+
+def emit_report(console: Console, report: Report, output: ReportFormat, out: Path) -> int:
+    """Write the report files into ``out`` and print ``output``; the exit status (1
+    when the run has no scored problem yet)."""
+    if not (report.analysis.problem_rows or report.analysis.unlabelled):
+        console.print(f"run {report.run.run_id} ({report.run.state}): no scored problems yet")
+        return 1
+    files = write_report(report, out)
+    where = f"report written to {files.html.resolve()} (also report.md, report.json, plots/)"
+    if output is ReportFormat.TABLE:
+        console.print(to_terminal(document(report)))
+        console.print(where)
+        return 0
+    text = {
+        ReportFormat.JSON: files.json,
+        ReportFormat.MD: files.markdown,
+        ReportFormat.HTML: files.html,
+    }[output].read_text(encoding="utf-8")
+    print(text, end="")
+    Console(stderr=True).print(where)
+    return 0
