@@ -2,7 +2,8 @@
 
 An execution result is reusable exactly when the solution, the test, the sandbox's
 verdict semantics and the limits are the same, so the profile string names all of
-them but the code: ``sbx1/assert/t500ms`` or ``sbx1/unittest/t1000ms-k2000ms``.
+them but the code: ``sbx2/assert/t500ms-s3000ms``, ``sbx2/unittest/t1000ms-k2000ms`` or,
+with an adaptive limit, ``sbx2/unittest/t1000ms-k2000ms-a5x-f250ms-n3``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,29 @@ from shared.enums import TestStyle
 
 #: Version of the sandbox's verdict semantics: bump it when a verdict could change, and
 #: cached results of the old semantics stop being reused (it is part of every profile).
-SANDBOX_VERSION = "1"
+SANDBOX_VERSION = "2"
+
+
+class AdaptiveLimit(BaseModel):
+    """A unittest pair's limit from the other solutions' run times on the same test.
+
+    Once ``min_samples`` pairs of a test have finished (pass or fail) in a batch, the
+    test's later pairs get ``min(time_limit_s, max(floor_s, factor x the slowest of
+    them))`` instead of the full limit (evalplus bounds its limit by the reference
+    solution's run time the same way), so that a looping candidate stops costing a full
+    second. Verdicts then depend on the batch's other solutions: a slow but finishing
+    solution can time out where the fixed limit passes it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    factor: float = Field(default=5.0, gt=0, le=1000)
+    floor_s: float = Field(default=0.25, gt=0, le=60)
+    min_samples: int = Field(default=3, ge=1, le=1000)
+
+    def tag(self) -> str:
+        """The adaptive part of a profile string, e.g. ``a5x-f250ms-n3``."""
+        return f"a{self.factor:g}x-f{round(self.floor_s * 1000)}ms-n{self.min_samples}"
 
 
 class ExecLimits(BaseModel):
@@ -26,6 +49,8 @@ class ExecLimits(BaseModel):
     kill_after_s: float = Field(gt=0, le=120)
     setup_time_limit_s: float = Field(default=3.0, gt=0, le=60)
     ground_truth_time_limit_s: float = Field(default=3.0, gt=0, le=120)
+    adaptive: AdaptiveLimit | None = None
+    """Unittest style only: an adaptive per-test limit below ``time_limit_s``."""
 
     @classmethod
     def default_for(cls, style: TestStyle, assert_time_limit_s: float = 0.1) -> ExecLimits:
@@ -40,7 +65,8 @@ class ExecLimits(BaseModel):
         """Cache key of the run's (solution, test) executions."""
         ms = round(self.time_limit_s * 1000)
         if self.test_style is TestStyle.UNITTEST:
-            return f"sbx{SANDBOX_VERSION}/unittest/t{ms}ms-k{round(self.kill_after_s * 1000)}ms"
+            profile = f"sbx{SANDBOX_VERSION}/unittest/t{ms}ms-k{round(self.kill_after_s * 1000)}ms"
+            return profile if self.adaptive is None else f"{profile}-{self.adaptive.tag()}"
         return f"sbx{SANDBOX_VERSION}/assert/t{ms}ms-s{round(self.setup_time_limit_s * 1000)}ms"
 
     def ground_truth_profile(self, suite: str) -> str:

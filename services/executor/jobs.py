@@ -1,14 +1,18 @@
 """Pure planning of sandbox jobs for a batch, and of result rows from their outcomes.
 
 Job keys encode what a result belongs to: ``e:<solution>:<test>`` for a (solution,
-test) execution, ``g:<solution>`` for a ground-truth label.
+test) execution, ``g:<solution>`` (and ``gb:<solution>``) for a ground-truth label
+(:mod:`services.executor.ground_truth`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.executor.sandbox import AssertCheck, AssertJob, JobResult, UnittestJob
+from services.executor.ground_truth import GroundTruthSource, ground_truth_job, label_rows
+from services.executor.ground_truth import ground_truth_program as ground_truth_program
+from services.executor.ground_truth import label_key as label_key
+from services.executor.sandbox import AssertCheck, AssertJob, JobResult, UnittestJob, pair_job
 from services.executor.store import CodeItem
 from shared.enums import Outcome, TestStyle
 from shared.profiles import ExecLimits
@@ -30,25 +34,16 @@ def pair_key(solution_id: int, test_id: int) -> str:
     return f"e:{solution_id}:{test_id}"
 
 
-def label_key(solution_id: int) -> str:
-    """Key of a ground-truth job."""
-    return f"g:{solution_id}"
-
-
-def ground_truth_program(test_code: str, entry_point: str) -> str:
-    """HumanEval-style hidden test: define ``check`` and call it on the entry point."""
-    return f"{test_code}\n\ncheck({entry_point})\n"
-
-
 def plan_jobs(
     limits: ExecLimits,
     solutions: list[CodeItem],
     tests: list[CodeItem],
     done_pairs: set[tuple[int, int]],
     labelled: set[int],
-    ground_truth_check: str,
+    ground_truth: GroundTruthSource | None,
 ) -> Plan:
-    """Jobs for every (solution, test) pair and label not already cached."""
+    """Jobs for every (solution, test) pair and label not already cached (no labels when
+    the problem has no ground truth)."""
     jobs: list[Job] = []
     pairs = labels = 0
     for solution in solutions:
@@ -56,11 +51,13 @@ def plan_jobs(
         pairs += len(todo)
         if limits.test_style is TestStyle.UNITTEST:
             jobs.extend(
-                UnittestJob(
-                    key=pair_key(solution.id, test.id),
-                    code=f"{solution.code}\n\n{test.code}",
-                    time_limit_s=limits.time_limit_s,
-                    kill_after_s=limits.kill_after_s,
+                pair_job(
+                    pair_key(solution.id, test.id),
+                    solution.code,
+                    test.code,
+                    limits.time_limit_s,
+                    limits.kill_after_s,
+                    limits.adaptive,
                 )
                 for test in todo
             )
@@ -74,17 +71,9 @@ def plan_jobs(
                     setup_time_limit_s=limits.setup_time_limit_s,
                 )
             )
-        if solution.id not in labelled:
+        if ground_truth is not None and solution.id not in labelled:
             labels += 1
-            jobs.append(
-                AssertJob(
-                    key=f"gt:{solution.id}",
-                    setup=solution.code,
-                    checks=(AssertCheck(label_key(solution.id), ground_truth_check),),
-                    time_limit_s=limits.ground_truth_time_limit_s,
-                    setup_time_limit_s=limits.setup_time_limit_s,
-                )
-            )
+            jobs.append(ground_truth_job(ground_truth, solution.id, solution.code, limits))
     return Plan(jobs, pairs, labels)
 
 
@@ -93,7 +82,7 @@ def result_rows(
 ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """Split sandbox results into execution rows and ground-truth rows."""
     executions: list[dict[str, object]] = []
-    labels: list[dict[str, object]] = []
+    labels: dict[str, JobResult] = {}
     for key, result in results.items():
         common = {
             "outcome": result.outcome.value,
@@ -113,6 +102,6 @@ def result_rows(
                     **common,
                 }
             )
-        elif parts[0] == "g":
-            labels.append({"solution_id": int(parts[1]), "profile": ground_truth_profile, **common})
-    return executions, labels
+        elif parts[0] in ("g", "gb"):
+            labels[key] = result
+    return executions, label_rows(labels, ground_truth_profile)

@@ -1,11 +1,12 @@
 """Run batches of unit-test executions in a locked-down Docker container.
 
 One container per batch, running ``sandbox/runner.py`` (see there for the verdict
-rules). Transport: the batch goes in through the container's stdin over a hijacked
-``attach`` connection as a length-prefixed, zlib-compressed JSON payload (so no EOF
-or half-close is needed); the results come back as JSON lines on the same
-connection's stdout. The container is always force-deleted afterwards, also on
-errors and cancellation.
+rules), which runs up to ``parallel`` unittest pairs at once. Transport: the batch goes
+in through the container's stdin over a hijacked ``attach`` connection as a
+length-prefixed, zlib-compressed JSON payload (so no EOF or half-close is needed), each
+distinct code text once; the results come back as JSON lines on the same connection's
+stdout. The container is always force-deleted afterwards, also on errors and
+cancellation.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import struct
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +26,8 @@ import aiodocker
 from aiodocker.containers import DockerContainer
 
 from shared.enums import Outcome
-from shared.profiles import SANDBOX_VERSION
+from shared.profiles import SANDBOX_VERSION, AdaptiveLimit
 from shared.settings import SandboxSettings
-
-"""Bump whenever the verdict semantics of runner.py or of this driver change."""
 
 LABEL = "coderm.sandbox"
 DEADLINE_LABEL = f"{LABEL}.deadline"
@@ -42,7 +42,7 @@ _HEADER = struct.Struct(">Q")
 ADDRESS_SPACE_MB = 2048
 FILE_SIZE_MB = 16
 OPEN_FILES = 256
-GRACE_S = 0.1
+GRACE_S = 0.05
 
 MAX_STDOUT_BYTES = 64 << 20
 MAX_STDERR_BYTES = 64 << 10
@@ -60,12 +60,41 @@ _SEVERITY = {
 
 @dataclass(frozen=True)
 class UnittestJob:
-    """A CodeRM pair: solution + unit test + driver, run as one module."""
+    """A CodeRM pair: solution + unit test + driver, run as one module.
+
+    When ``solution_chars`` is set, ``code`` is ``code[:solution_chars]`` (the solution)
+    + two newlines + the test: the runner then compiles each distinct solution and test
+    once, and a solution that fails on its own fails its other pairs without running
+    them (see :func:`pair_job`).
+    """
 
     key: str
     code: str
     time_limit_s: float
     kill_after_s: float
+    solution_chars: int | None = None
+    adaptive: AdaptiveLimit | None = None
+
+    def parts(self) -> tuple[str, str] | None:
+        """(solution, test) if the job is split, else None."""
+        n = self.solution_chars
+        if n is None or self.code[n : n + 2] != "\n\n":
+            return None
+        return self.code[:n], self.code[n + 2 :]
+
+
+def pair_job(
+    key: str,
+    solution: str,
+    test: str,
+    time_limit_s: float,
+    kill_after_s: float,
+    adaptive: AdaptiveLimit | None = None,
+) -> UnittestJob:
+    """The unittest job of a (solution, test) pair: the module solution + two newlines + test."""
+    return UnittestJob(
+        key, f"{solution}\n\n{test}", time_limit_s, kill_after_s, len(solution), adaptive
+    )
 
 
 @dataclass(frozen=True)
@@ -103,15 +132,32 @@ class SandboxError(Exception):
     """The sandbox broke (not the candidate code): the batch may be retried."""
 
 
-def _job_json(job: UnittestJob | AssertJob) -> dict[str, Any]:
+class _Texts:
+    """Distinct code texts of a batch, each sent once and referred to by index."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        return self.index.setdefault(text, len(self.index))
+
+
+def _job_json(job: UnittestJob | AssertJob, texts: _Texts) -> dict[str, Any]:
     if isinstance(job, UnittestJob):
-        return {
+        out: dict[str, Any] = {
             "kind": "unittest",
             "key": job.key,
-            "code": job.code,
             "time_limit_s": job.time_limit_s,
             "kill_after_s": job.kill_after_s,
         }
+        parts = job.parts()
+        if parts is None:
+            out["code"] = texts(job.code)
+        else:
+            out["solution"], out["test"] = texts(parts[0]), texts(parts[1])
+        if job.adaptive is not None:
+            out["adaptive"] = job.adaptive.model_dump()
+        return out
     return {
         "kind": "asserts",
         "key": job.key,
@@ -135,10 +181,18 @@ def result_keys(jobs: Sequence[UnittestJob | AssertJob]) -> list[str]:
     return keys
 
 
-def encode_batch(jobs: Sequence[UnittestJob | AssertJob]) -> bytes:
-    """The runner's stdin payload: magic, 8-byte length, zlib-compressed JSON."""
+def encode_batch(jobs: Sequence[UnittestJob | AssertJob], parallel: int | None = None) -> bytes:
+    """The runner's stdin payload: magic, 8-byte length, zlib-compressed JSON.
+
+    ``parallel``: how many unittest pairs the runner runs at once (its default: the
+    container's CPUs + 1).
+    """
+    texts = _Texts()
+    encoded = [_job_json(j, texts) for j in jobs]
     batch = {
-        "jobs": [_job_json(j) for j in jobs],
+        "jobs": encoded,
+        "texts": list(texts.index),
+        "parallel": parallel,
         "limits": {
             "address_space_mb": ADDRESS_SPACE_MB,
             "file_size_mb": FILE_SIZE_MB,
@@ -202,6 +256,17 @@ def parse_output(stdout: bytes, expected: Sequence[str]) -> dict[str, JobResult]
     return results
 
 
+def runner_cpu_seconds(stdout: bytes) -> float:
+    """CPU seconds the runner reported using (its end marker), 0 if it did not."""
+    tail = stdout[stdout.rfind(b"\n", 0, max(len(stdout) - 1, 0)) + 1 :]
+    try:
+        line = json.loads(tail)
+    except ValueError:
+        return 0.0
+    used = line.get("cpu_s") if isinstance(line, dict) else None
+    return float(used) if isinstance(used, int | float) else 0.0
+
+
 def worst_case_seconds(jobs: Sequence[UnittestJob | AssertJob]) -> float:
     """An upper bound on a batch's run time if every pair runs into its limit.
 
@@ -218,21 +283,45 @@ def worst_case_seconds(jobs: Sequence[UnittestJob | AssertJob]) -> float:
     return total
 
 
-class DockerSandbox:
-    """Runs batches in throw-away containers through an aiodocker client."""
+Progress = Callable[[int], None]
+"""Called with the number of results received so far while a batch runs."""
 
-    def __init__(self, docker: aiodocker.Docker, settings: SandboxSettings) -> None:
+
+def default_parallel(cpus: float) -> int:
+    """Unittest pairs a container runs at once: its CPUs + 1, so that a pair that
+    sleeps or blocks does not leave a CPU idle (run-queue waits are not counted
+    against a pair's limit, so oversubscribing changes no verdict)."""
+    return max(1, math.ceil(cpus)) + 1
+
+
+class DockerSandbox:
+    """Runs batches in throw-away containers through an aiodocker client.
+
+    ``parallel``: unittest pairs a container runs at once (default
+    :func:`default_parallel` of its CPUs). ``labels`` are added to its containers'.
+    """
+
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        settings: SandboxSettings,
+        parallel: int | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         self._docker = docker
         self._settings = settings
+        self.parallel = parallel or default_parallel(settings.cpus)
+        self._labels = dict(labels or {})
         self._live: set[str] = set()
         self.last_timings: dict[str, float] = {}
-        """Phase durations (s) of the last batch: create, run, delete, total."""
+        """Phase durations (s) of the last batch: create, run, delete, total; and cpu,
+        the CPU seconds its runner used."""
 
     def container_config(self, deadline: float | None = None) -> dict[str, Any]:
         """The container's create config; ``deadline`` (epoch seconds) is recorded in a
         label so that other executors know when an orphan may be removed."""
         s = self._settings
-        labels = {LABEL: "1", f"{LABEL}.version": SANDBOX_VERSION}
+        labels = {**self._labels, LABEL: "1", f"{LABEL}.version": SANDBOX_VERSION}
         if deadline is not None:
             labels[DEADLINE_LABEL] = f"{deadline:.0f}"
         memory = s.memory_mb * (1 << 20)
@@ -269,7 +358,9 @@ class DockerSandbox:
             },
         }
 
-    async def run_batch(self, jobs: Sequence[UnittestJob | AssertJob]) -> dict[str, JobResult]:
+    async def run_batch(
+        self, jobs: Sequence[UnittestJob | AssertJob], progress: Progress | None = None
+    ) -> dict[str, JobResult]:
         """Run ``jobs`` in one container: one result per unittest job and per check.
 
         Raises SandboxError when the container breaks, times out or its output is
@@ -278,10 +369,12 @@ class DockerSandbox:
         expected = result_keys(jobs)
         if not expected:
             return {}
-        payload = encode_batch(jobs)
+        payload = encode_batch(jobs, self.parallel)
+        # limits are effective time: on less than a CPU a pair's wall time stretches
+        stretch = max(1.0, 1.0 / self._settings.cpus) if self._settings.cpus > 0 else 1.0
         timeout = max(
             self._settings.container_timeout_s,
-            self._settings.container_timeout_margin_s + worst_case_seconds(jobs),
+            self._settings.container_timeout_margin_s + stretch * worst_case_seconds(jobs),
         )
         t0 = time.monotonic()
         timings: dict[str, float] = {}
@@ -296,7 +389,7 @@ class DockerSandbox:
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    stdout, stderr = await self._run(container, payload)
+                    stdout, stderr = await self._run(container, payload, progress)
                     status = await container.wait()
             except TimeoutError as exc:
                 raise SandboxError(f"sandbox exceeded {timeout:.0f} s") from exc
@@ -307,7 +400,9 @@ class DockerSandbox:
             if code != 0:
                 tail = stderr[-2000:].decode(errors="replace")
                 raise SandboxError(f"runner exited with status {code}: {tail}")
-            return parse_output(stdout, expected)
+            results = parse_output(stdout, expected)
+            timings["cpu"] = runner_cpu_seconds(stdout)
+            return results
         finally:
             t1 = time.monotonic()
             await asyncio.shield(self._delete(container))
@@ -315,7 +410,9 @@ class DockerSandbox:
             timings["total"] = time.monotonic() - t0
             self.last_timings = timings
 
-    async def _run(self, container: DockerContainer, payload: bytes) -> tuple[bytes, bytes]:
+    async def _run(
+        self, container: DockerContainer, payload: bytes, progress: Progress | None
+    ) -> tuple[bytes, bytes]:
         """Attach, start, send the payload, read stdout/stderr until the runner exits."""
         stream = container.attach(stdin=True, stdout=True, stderr=True)
         try:
@@ -324,6 +421,7 @@ class DockerSandbox:
                 await stream.write_in(payload)
                 out = bytearray()
                 err = bytearray()
+                lines = 0
                 while True:
                     msg = await stream.read_out()
                     if msg is None:
@@ -335,6 +433,9 @@ class DockerSandbox:
                         out += msg.data
                         if len(out) > MAX_STDOUT_BYTES:
                             raise SandboxError("runner output too large")
+                        if progress is not None:
+                            lines += msg.data.count(b"\n")
+                            progress(lines)
                 return bytes(out), bytes(err)
         except (ConnectionError, OSError) as exc:
             raise SandboxError(f"sandbox connection failed: {exc!r}") from exc

@@ -20,7 +20,7 @@ from shared.broker import Topology, kind_of
 from shared.enums import Role
 from shared.enums import TestStyle as Style
 from shared.messages import ExecuteBatch, GenerateRequest
-from shared.profiles import ExecLimits
+from shared.profiles import AdaptiveLimit, ExecLimits
 
 RUN = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
@@ -49,13 +49,17 @@ def test_topology_names() -> None:
 @pytest.mark.parametrize(
     ("limits", "profile"),
     [
-        (ExecLimits.default_for(Style.UNITTEST), "sbx1/unittest/t1000ms-k2000ms"),
-        (ExecLimits.default_for(Style.ASSERT, 0.1), "sbx1/assert/t100ms-s3000ms"),
+        (ExecLimits.default_for(Style.UNITTEST), "sbx2/unittest/t1000ms-k2000ms"),
+        (ExecLimits.default_for(Style.ASSERT, 0.1), "sbx2/assert/t100ms-s3000ms"),
+        (
+            ExecLimits.default_for(Style.UNITTEST).model_copy(update={"adaptive": AdaptiveLimit()}),
+            "sbx2/unittest/t1000ms-k2000ms-a5x-f250ms-n3",
+        ),
     ],
 )
 def test_profiles_name_semantics_and_limits(limits: ExecLimits, profile: str) -> None:
     assert limits.exec_profile() == profile
-    assert limits.ground_truth_profile("humaneval").startswith("sbx1/gt-humaneval/t3000ms")
+    assert limits.ground_truth_profile("humaneval").startswith("sbx2/gt-humaneval/t3000ms")
 
 
 def _write(path: Path, rows: list[object]) -> Path:

@@ -6,6 +6,7 @@ import pytest
 
 from services.executor.jobs import ground_truth_program, plan_jobs, result_rows
 from services.executor.sandbox import (
+    GRACE_S,
     AssertCheck,
     AssertJob,
     JobResult,
@@ -68,6 +69,7 @@ def test_result_rows_split_executions_and_labels() -> None:
             "profile": "G",
             "outcome": "fail",
             "passed": False,
+            "base_passed": None,
             "duration_ms": 2.0,
             "detail": "AssertionError",
         }
@@ -81,6 +83,6 @@ def test_ground_truth_program_calls_check_on_the_entry_point() -> None:
 def test_worst_case_bounds_every_pair_running_into_its_limit() -> None:
     unittest_job = UnittestJob("u", "code", 1.0, 2.0)
     assert_job = AssertJob("a", "setup", (AssertCheck("c1", "x"), AssertCheck("c2", "y")), 0.1, 3.0)
-    assert worst_case_seconds([unittest_job]) == pytest.approx(2.1)
+    assert worst_case_seconds([unittest_job]) == pytest.approx(2.0 + GRACE_S)
     # setup, then each check: limit + grace + a fresh worker's setup
-    assert worst_case_seconds([assert_job]) == pytest.approx(3.0 + 2 * (0.1 + 0.1 + 3.0))
+    assert worst_case_seconds([assert_job]) == pytest.approx(3.0 + 2 * (0.1 + GRACE_S + 3.0))

@@ -1,4 +1,5 @@
-"""sandbox/runner.py run as a plain subprocess (no Docker): verdict semantics only.
+"""sandbox/runner.py run as a plain subprocess (no Docker): verdict semantics,
+scheduling and the in-process guards.
 
 Outside a container the runner is not PID 1, so it does not do its per-job
 kill-everything / scratch cleanup; containment is tested in
@@ -17,8 +18,15 @@ from typing import Any
 import pytest
 
 from services.executor import sandbox as driver
-from services.executor.sandbox import AssertCheck, AssertJob, UnittestJob, parse_output
+from services.executor.sandbox import (
+    AssertCheck,
+    AssertJob,
+    UnittestJob,
+    pair_job,
+    parse_output,
+)
 from shared.enums import Outcome
+from shared.profiles import AdaptiveLimit
 
 RUNNER = Path(__file__).resolve().parents[2] / "sandbox" / "runner.py"
 
@@ -35,15 +43,25 @@ TEST = (
 )
 
 
-def run(jobs: list[UnittestJob | AssertJob]) -> dict[str, driver.JobResult]:
+def run(
+    jobs: list[UnittestJob | AssertJob], parallel: int | None = None
+) -> dict[str, driver.JobResult]:
     proc = subprocess.run(
         [sys.executable, "-I", "-S", str(RUNNER)],
-        input=driver.encode_batch(jobs),
+        input=driver.encode_batch(jobs, parallel),
         capture_output=True,
-        timeout=60,
+        timeout=120,
         check=True,
     )
     return parse_output(proc.stdout, driver.result_keys(jobs))
+
+
+def outcomes(results: dict[str, driver.JobResult]) -> dict[str, Outcome]:
+    return {k: r.outcome for k, r in results.items()}
+
+
+def summary(results: dict[str, driver.JobResult]) -> str:
+    return "\n".join(f"{k}: {r.outcome} {r.duration_ms} {r.detail}" for k, r in results.items())
 
 
 def ut(key: str, solution: str, limit: float = 1.0) -> UnittestJob:
@@ -124,7 +142,8 @@ def test_bad_job_does_not_stop_the_batch() -> None:
         ("y", "sandbox_error"),
         ("z", "pass"),
     ]
-    assert lines[3] == {"done": True, "results": 3}
+    assert lines[3]["done"] is True
+    assert lines[3]["results"] == 3
 
 
 def _encode(batch: dict[str, Any]) -> bytes:
@@ -181,3 +200,236 @@ def test_assert_timeouts_interrupt_in_process_and_kill_only_when_ignored() -> No
     outcomes = [results[f"c{i}"].outcome for i in range(len(checks))]
     assert outcomes == [Outcome.PASS, Outcome.TIMEOUT, Outcome.PASS, Outcome.TIMEOUT, Outcome.PASS]
     assert "exceeded" in (results["c3"].detail or "")
+
+
+GOOD = "def f(x):\n    return x + 1\n"
+WRONG = "def f(x):\n    return x\n"
+PAIR_TEST = TEST + DRIVER
+
+# (solution, test) pairs whose split execution must equal running the whole module
+SPLIT_CASES: dict[str, tuple[str, str]] = {
+    "pass": (GOOD, PAIR_TEST),
+    "fail": (WRONG, PAIR_TEST),
+    "solution_syntax": ("def f(x) return x", PAIR_TEST),
+    "solution_raises": (GOOD + "raise RuntimeError('at import')\n", PAIR_TEST),
+    "solution_name_error": (GOOD + "T.extra = 1\n", PAIR_TEST),  # T is defined by the test
+    "solution_exits": (GOOD + "import sys\nsys.exit(0)\n", PAIR_TEST),
+    "solution_os_exit": (GOOD + "import os\nos._exit(0)\n", PAIR_TEST),
+    "solution_loops": ("while True:\n    pass\n", PAIR_TEST),
+    "test_syntax": (GOOD, "import unittest\nclass T(unittest.TestCase)\n" + DRIVER),
+    # the parts compile only together: an open string closed by the test
+    "healed_string": (GOOD + 'NOTE = """', '"""\n' + PAIR_TEST),
+    # the test's first line continues the solution's last function
+    "continued_block": ("def f(x):\n    y = x", "    return y + 1\n" + PAIR_TEST),
+    # the solution's future import changes how the test part is compiled
+    "future_in_solution": (
+        "from __future__ import annotations\n" + GOOD,
+        "def helper(a: Undefined) -> None:\n    pass\n" + PAIR_TEST,
+    ),
+    "future_in_test": (GOOD, "from __future__ import annotations\n" + PAIR_TEST),
+}
+
+
+def test_split_pairs_give_the_verdicts_of_whole_modules() -> None:
+    """Compiling solution and test once each, and failing a solution's pairs without
+    running them when the solution fails alone, gives the verdict of running each pair's
+    whole module in a fresh process."""
+    split: list[UnittestJob | AssertJob] = []
+    whole: list[UnittestJob | AssertJob] = []
+    for name, (solution, test) in SPLIT_CASES.items():
+        limit = 0.3 if name == "solution_loops" else 1.0
+        for copy in range(3):  # the probe and two pairs that may skip running
+            job = pair_job(f"{name}/{copy}", solution, test + f"#{copy}\n", limit, 2 * limit)
+            split.append(job)
+            whole.append(UnittestJob(job.key, job.code, limit, 2 * limit))
+    split_results, whole_results = run(split, parallel=3), run(whole, parallel=3)
+    assert outcomes(split_results) == outcomes(whole_results), summary(split_results)
+    assert outcomes(split_results)["pass/0"] is Outcome.PASS
+    assert outcomes(split_results)["healed_string/1"] is Outcome.PASS
+    assert outcomes(split_results)["continued_block/2"] is Outcome.PASS
+    assert outcomes(split_results)["future_in_solution/0"] is Outcome.PASS
+    assert outcomes(split_results)["future_in_test/0"] is Outcome.ERROR
+    for name in ("solution_raises", "solution_exits", "solution_loops"):
+        skipped = [split_results[f"{name}/{i}"].detail or "" for i in (1, 2)]
+        assert all("solution alone" in d for d in skipped), summary(split_results)
+
+
+# solutions (otherwise correct) that try to pass without passing, or to break the runner
+HOSTILE: dict[str, str] = {
+    "exit_in_test": GOOD + "import sys\nclass _X:\n    pass\n",  # the test part exits, below
+    "os_exit": GOOD + "import os\nos._exit(0)\n",
+    "kill_parent": GOOD + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
+    "ignore_alarm": (
+        "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.05)\nwhile True:\n    pass\n"
+    ),
+    "was_successful": (
+        WRONG + "import unittest\nunittest.TestResult.wasSuccessful = lambda self: True\n"
+    ),
+    "assert_equal": (
+        WRONG + "import unittest\nunittest.TestCase.assertEqual = lambda *a, **k: None\n"
+    ),
+    "code_patch": (
+        WRONG + "import unittest\n"
+        "unittest.TestCase.assertEqual.__code__ = (lambda *a, **k: None).__code__\n"
+    ),
+    "runner_rebound": (
+        WRONG + "import unittest, io\n"
+        "class _Fake:\n"
+        "    def __init__(self, *a, **k):\n        pass\n"
+        "    def run(self, test):\n"
+        "        return unittest.TextTestResult(io.StringIO(), True, 1)\n"
+        "unittest.TextTestRunner = _Fake\n"
+    ),
+    "result_object": WRONG,  # the test part replaces ``result``, below
+    "print_result": (
+        GOOD.replace("x + 1", "x") + 'print(\'{"key": "print_result", "outcome": "pass"}\')\n'
+    ),
+    "forge_channel": (
+        WRONG + "import os\n"
+        "for _fd in range(3, 64):\n"
+        "    try:\n"
+        '        os.write(_fd, b\'{"status": "result", "ok": true, "tests_run": 2,\'\n'
+        '                      b\' "tests_passed": 2, "ms": 1.0}\\n\')\n'
+        "    except OSError:\n        pass\n"
+    ),
+    "trace": WRONG + "import sys\nsys.settrace(lambda *a: None)\nsys.settrace(None)\n",
+    "gc_walk": WRONG + "import gc\n_ = len(gc.get_objects())\n",
+}
+
+TEST_PART = {
+    "exit_in_test": PAIR_TEST.replace("result = ", "import sys\nsys.exit(0)\nresult = "),
+    "result_object": PAIR_TEST
+    + "class _R:\n    failures = errors = []\n    testsRun = 2\n"
+    + "    def wasSuccessful(self):\n        return True\nresult = _R()\n",
+}
+
+
+def test_hostile_pairs_do_not_pass_and_their_neighbours_are_unaffected() -> None:
+    jobs: list[UnittestJob | AssertJob] = []
+    for name, solution in HOSTILE.items():
+        jobs.append(pair_job(name, solution, TEST_PART.get(name, PAIR_TEST), 0.5, 1.0))
+        jobs.append(pair_job(f"{name}/after_pass", GOOD, PAIR_TEST + f"#{name}", 1.0, 2.0))
+        jobs.append(pair_job(f"{name}/after_fail", WRONG, PAIR_TEST + f"#{name}", 1.0, 2.0))
+    results = run(jobs, parallel=3)
+    for name in HOSTILE:
+        assert results[name].outcome is not Outcome.PASS, summary(results)
+        assert results[f"{name}/after_pass"].outcome is Outcome.PASS, summary(results)
+        assert results[f"{name}/after_fail"].outcome is Outcome.FAIL, summary(results)
+    got = outcomes(results)
+    assert got["exit_in_test"] is Outcome.CRASH
+    assert got["os_exit"] is Outcome.CRASH
+    assert got["kill_parent"] is Outcome.CRASH
+    assert got["ignore_alarm"] is Outcome.TIMEOUT
+    assert got["forge_channel"] is Outcome.FAIL  # unsigned messages are dropped
+    assert "signal outside the pair" in (results["kill_parent"].detail or "")
+    assert "assertEqual" in (results["assert_equal"].detail or "")
+    assert "patched" in (results["code_patch"].detail or "")
+    assert "TextTestRunner" in (results["runner_rebound"].detail or "")
+
+
+def _barrier_pair(key: str, directory: Path, wait_for: str, then_create: str) -> UnittestJob:
+    """A pair that waits (sleeping) until a file exists, then creates another."""
+    solution = (
+        GOOD + "import os, time\n"
+        f"_deadline = time.monotonic() + 20\n"
+        f"while not os.path.exists({str(directory / wait_for)!r}):\n"
+        "    assert time.monotonic() < _deadline, 'never released'\n"
+        "    time.sleep(0.01)\n"
+        f"open({str(directory / then_create)!r}, 'w').close()\n"
+    )
+    return pair_job(key, solution, PAIR_TEST + f"#{key}", 30.0, 30.0)
+
+
+def test_sleeping_pairs_do_not_hold_the_cpus(tmp_path: Path) -> None:
+    """Four pairs that only sleep until a fifth one has run: with 6 pairs at once on
+    this host they all finish, so sleepers did not keep the fifth from running."""
+    jobs: list[UnittestJob | AssertJob] = [
+        _barrier_pair(f"sleeper{i}", tmp_path, "released", f"sleeper{i}.done") for i in range(4)
+    ]
+    busy = (
+        GOOD + "import os, time\n"
+        "_t = time.process_time()\n"
+        "while time.process_time() - _t < 0.05:\n    pass\n"
+        f"open({str(tmp_path / 'released')!r}, 'w').close()\n"
+    )
+    jobs.append(pair_job("worker", busy, PAIR_TEST + "#worker", 30.0, 30.0))
+    results = run(jobs, parallel=6)
+    assert all(r.outcome is Outcome.PASS for r in results.values()), summary(results)
+
+
+def test_waiting_for_a_cpu_does_not_count_against_the_limit() -> None:
+    """Eight pairs that each need 0.4 s of CPU, all at once: on a couple of cores each
+    takes well over a second of wall time, yet none exceeds its 1 s limit."""
+    busy = (
+        GOOD + "import time\n"
+        "_t = time.process_time()\n"
+        "while time.process_time() - _t < 0.4:\n    pass\n"
+    )
+    jobs: list[UnittestJob | AssertJob] = [
+        pair_job(f"busy{i}", busy, PAIR_TEST + f"#{i}", 1.0, 2.0) for i in range(8)
+    ]
+    results = run(jobs, parallel=8)
+    assert all(r.outcome is Outcome.PASS for r in results.values()), summary(results)
+
+
+def test_adaptive_limit_follows_the_other_solutions() -> None:
+    """After three fast solutions of a test, a slow one gets max(floor, 5 x their
+    slowest): it times out, where the fixed 1 s limit lets it pass."""
+    slow = GOOD + "import time\ntime.sleep(0.5)\n"
+    adaptive = AdaptiveLimit(factor=5, floor_s=0.05, min_samples=3)
+    fast = [f"{GOOD}# solution {i}\n" for i in range(3)]
+
+    def jobs(mode: AdaptiveLimit | None) -> list[UnittestJob | AssertJob]:
+        made: list[UnittestJob | AssertJob] = [
+            pair_job(f"fast{i}", s, PAIR_TEST, 1.0, 2.0, mode) for i, s in enumerate(fast)
+        ]
+        return [*made, pair_job("slow", slow, PAIR_TEST, 1.0, 2.0, mode)]
+
+    fixed, adapted = run(jobs(None), parallel=1), run(jobs(adaptive), parallel=1)
+    assert fixed["slow"].outcome is Outcome.PASS
+    assert adapted["slow"].outcome is Outcome.TIMEOUT, summary(adapted)
+    assert all(adapted[f"fast{i}"].outcome is Outcome.PASS for i in range(3))
+
+
+def _sibling_killer(key: str, directory: Path, targets: str) -> UnittestJob:
+    """A pair that SIGKILLs its siblings (``targets='siblings'``) or its parent, with
+    the kill command (not ``os.kill``, which the runner refuses), then fails."""
+    solution = (
+        GOOD + "import os, subprocess, time\n"
+        f"_deadline = time.monotonic() + 20\n"
+        f"while not os.path.exists({str(directory / 'victim.ready')!r}):\n"
+        "    assert time.monotonic() < _deadline\n"
+        "    time.sleep(0.01)\n"
+        "_me, _parent = os.getpid(), os.getppid()\n"
+        "_pids = [_parent] if " + repr(targets) + " == 'parent' else [\n"
+        "    int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != _me\n"
+        "    and open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1] == str(_parent)\n"
+        "]\n"
+        "subprocess.run(['kill', '-9', *map(str, _pids)], check=False)\n"
+        "raise RuntimeError('done killing')\n"
+    )
+    return pair_job(key, solution, PAIR_TEST + f"#{key}", 30.0, 30.0)
+
+
+@pytest.mark.parametrize("targets", ["siblings", "parent"])
+def test_pairs_killed_from_outside_run_again_alone(tmp_path: Path, targets: str) -> None:
+    """A victim killed by a sibling (or losing the process that forked it) is run again
+    on its own at the end and gets its own verdict; the killer does not pass."""
+    victim = (
+        GOOD + "import os, time\n"
+        f"if not os.path.exists({str(tmp_path / 'victim.ready')!r}):\n"
+        f"    open({str(tmp_path / 'victim.ready')!r}, 'w').close()\n"
+        "    time.sleep(20)\n"
+    )
+    jobs: list[UnittestJob | AssertJob] = [
+        pair_job("victim", victim, PAIR_TEST + "#victim", 30.0, 30.0),
+        _sibling_killer("killer", tmp_path, targets),
+        pair_job("after_pass", GOOD, PAIR_TEST + "#after", 1.0, 2.0),
+        pair_job("after_fail", WRONG, PAIR_TEST + "#after", 1.0, 2.0),
+    ]
+    results = run(jobs, parallel=2)
+    assert results["victim"].outcome is Outcome.PASS, summary(results)
+    assert results["killer"].outcome is not Outcome.PASS, summary(results)
+    assert results["after_pass"].outcome is Outcome.PASS, summary(results)
+    assert results["after_fail"].outcome is Outcome.FAIL, summary(results)

@@ -1,0 +1,218 @@
+"""Executor benchmark: CodeRM's execution model against ``coderm exec-pairs``, side by side.
+
+    .venv/bin/python -m bench.exec_pairs [--limit N] [--no-adaptive] [--json OUT]
+
+On the 12,290-pair set of :mod:`bench.pair_set` (first 10 CodeGen-16B solutions x first
+10 unittest-wrapped tests of every HumanEval problem) it runs (a) the baseline of
+:mod:`bench.reference_executor` (one process per pair, 1 s alarm, join 2 s, a pool of 2
+workers, chunks of 1,000) and (b) our sandbox through the code path of ``coderm
+exec-pairs`` (default 1 s semantics), then (c) the same with the adaptive limit, and
+prints pairs/s, the ratio, verdict agreement with every disagreement, the floor (time
+spent inside the pairs' modules / cores) and our per-pair overhead (wall x cores -
+in-pair time, per pair). Needs Docker and the sandbox image (``bash sandbox/build.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import reference_executor
+from bench.pair_set import build_pairs
+from services.cli import exec_pairs
+from services.executor.sandbox import JobResult
+from shared.enums import Outcome
+from shared.profiles import AdaptiveLimit
+from shared.settings import ExecutorSettings, host_cores
+
+SKIPPED = "the solution alone"  # detail of pairs decided without running
+
+
+@dataclass(frozen=True)
+class Ours:
+    """One run of exec-pairs' code path."""
+
+    seconds: float
+    results: list[JobResult]  # per input pair
+    executed: int  # distinct modules that ran
+    in_pair_s: float  # time inside the modules that ran
+    cpu_s: float  # CPU the sandboxes' runners reported (all their processes)
+    containers: int
+
+
+def load() -> str:
+    """The host's 1-minute load average (other jobs slow both sides down)."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def run_reference(codes: list[str]) -> list[reference_executor.ReferenceResult]:
+    """The baseline, in an interpreter with only the standard library (as the sandbox:
+    this virtualenv has packages, e.g. numpy, that candidate code may import)."""
+    script = Path(reference_executor.__file__)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", str(script)],
+        input=json.dumps(codes),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [reference_executor.ReferenceResult(*row) for row in json.loads(proc.stdout)]
+
+
+def run_ours(pairs: list[exec_pairs.PairLine], options: exec_pairs.ExecOptions, cores: int) -> Ours:
+    """Plan and execute as ``coderm exec-pairs`` does."""
+    started = time.monotonic()
+    planned = exec_pairs.plan(pairs, options)
+    settings = exec_pairs.sandbox_settings(ExecutorSettings().sandbox, cores)
+    stats = exec_pairs.ExecStats()
+    by_key = asyncio.run(
+        exec_pairs.execute(planned.batches, settings, options, lambda _n: None, stats)
+    )
+    seconds = time.monotonic() - started
+    ran = [
+        r
+        for r in by_key.values()
+        if r.duration_ms is not None and not (r.detail or "").startswith(SKIPPED)
+    ]
+    in_pair = sum(r.duration_ms or 0.0 for r in ran) / 1e3
+    results = [by_key[k] for k in planned.job_of_pair]
+    return Ours(seconds, results, len(ran), in_pair, stats.cpu_s, stats.containers)
+
+
+def _disagreements(
+    pairs: list[exec_pairs.PairLine],
+    reference: list[reference_executor.ReferenceResult],
+    ours: list[JobResult],
+) -> list[str]:
+    lines = []
+    for pair, ref, our in zip(pairs, reference, ours, strict=True):
+        if ref.passed != (our.outcome is Outcome.PASS):
+            ref_ms = "killed" if ref.ms is None else f"{ref.ms:.0f} ms"
+            lines.append(
+                f"  {pair.task_id} sol {pair.sol_id} ut {pair.ut_id}: reference "
+                f"{'pass' if ref.passed else 'fail'} ({ref_ms}), ours {our.outcome.value}"
+                f" ({our.duration_ms or 0:.0f} ms) {our.detail or ''}"[:200]
+            )
+    return lines
+
+
+def _report_ours(
+    name: str,
+    run: Ours,
+    pairs: list[exec_pairs.PairLine],
+    reference: list[reference_executor.ReferenceResult] | None,
+    reference_rate: float | None,
+    cores: int,
+) -> dict[str, object]:
+    n = len(pairs)
+    rate = n / run.seconds
+    outcomes = Counter(r.outcome.value for r in run.results)
+    overhead_ms = (run.seconds * cores - run.in_pair_s) / n * 1e3
+    per_run_ms = (run.seconds * cores - run.in_pair_s) / max(run.executed, 1) * 1e3
+    print(f"\n{name}: {run.seconds:.1f} s, {rate:.0f} pairs/s ({load()} after)", end="")
+    print(f" ({rate / reference_rate:.2f}x the reference)" if reference_rate else "")
+    print(f"  outcomes {dict(outcomes)}; {run.executed} distinct modules ran")
+    print(f"  in-pair time {run.in_pair_s:.1f} s -> floor {run.in_pair_s / cores:.1f} s")
+    print(
+        f"  overhead (wall x {cores} cores - in-pair) {overhead_ms:.2f} ms per pair,"
+        f" {per_run_ms:.2f} ms per module run"
+    )
+    cpu_ms = (run.cpu_s - run.in_pair_s) / n * 1e3
+    print(
+        f"  sandbox CPU {run.cpu_s:.1f} s in {run.containers} containers:"
+        f" {cpu_ms:.2f} ms per pair beyond in-pair time"
+    )
+    summary: dict[str, object] = {
+        "seconds": run.seconds,
+        "pairs_per_s": rate,
+        "outcomes": dict(outcomes),
+        "executed": run.executed,
+        "in_pair_s": run.in_pair_s,
+        "overhead_ms_per_pair": overhead_ms,
+        "overhead_ms_per_run": per_run_ms,
+        "sandbox_cpu_s": run.cpu_s,
+        "cpu_overhead_ms_per_pair": cpu_ms,
+        "containers": run.containers,
+    }
+    if reference is not None:
+        lines = _disagreements(pairs, reference, run.results)
+        agreement = 1 - len(lines) / n
+        print(f"  agreement with the reference {agreement:.2%} ({len(lines)} pairs differ)")
+        print("\n".join(lines[:60]))
+        summary.update(agreement=agreement, disagreements=lines)
+    return summary
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmark and print (optionally write) its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=None, help="first N pairs only")
+    parser.add_argument("--no-reference", action="store_true", help="skip the baseline")
+    parser.add_argument("--no-adaptive", action="store_true", help="skip the adaptive run")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = parser.parse_args(argv)
+    cores = host_cores()
+    made = build_pairs()[: args.limit]
+    pairs = [exec_pairs.PairLine(p.task_id, p.sol_id, p.ut_id, p.code) for p in made]
+    codes = [p.code for p in pairs]
+    print(f"{len(pairs)} pairs, {len(set(codes))} distinct modules, {cores} cores, {load()}")
+    figures: dict[str, object] = {"pairs": len(pairs), "cores": cores}
+
+    reference = None
+    reference_rate = None
+    if not args.no_reference:
+        started, before = time.monotonic(), os.times()
+        reference = run_reference(codes)
+        seconds, after = time.monotonic() - started, os.times()
+        reference_cpu = (after.children_user - before.children_user) + (
+            after.children_system - before.children_system
+        )
+        reference_rate = len(pairs) / seconds
+        in_pair = sum(r.ms if r.ms is not None else 2000.0 for r in reference) / 1e3
+        killed = sum(r.killed for r in reference)
+        passed = sum(r.passed for r in reference)
+        name = "reference (process per pair, mp_num 2)"
+        print(f"\n{name}: {seconds:.1f} s, {reference_rate:.0f} pairs/s ({load()} after)")
+        print(f"  {passed} passes, {killed} killed after join(2); CPU {reference_cpu:.1f} s")
+        print(f"  in-pair time {in_pair:.1f} s -> floor {in_pair / cores:.1f} s")
+        figures["reference"] = {
+            "seconds": seconds,
+            "pairs_per_s": reference_rate,
+            "passes": passed,
+            "killed": killed,
+            "in_pair_s": in_pair,
+            "cpu_s": reference_cpu,
+        }
+
+    options = exec_pairs.ExecOptions()
+    ours = run_ours(pairs, options, cores)
+    figures["ours"] = _report_ours(
+        "ours (exec-pairs, 1 s)", ours, pairs, reference, reference_rate, cores
+    )
+    if not args.no_adaptive:
+        adaptive = exec_pairs.ExecOptions(adaptive=AdaptiveLimit())
+        run = run_ours(pairs, adaptive, cores)
+        name = f"ours, adaptive ({AdaptiveLimit().tag()})"
+        figures["adaptive"] = _report_ours(name, run, pairs, reference, reference_rate, cores)
+        same = sum(a.outcome is b.outcome for a, b in zip(run.results, ours.results, strict=True))
+        print(f"  same outcome as ours at 1 s: {same / len(pairs):.2%}")
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nbenchmark process resident memory (max): {rss:.0f} MiB")
+    figures["max_rss_mib"] = rss
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
