@@ -106,13 +106,14 @@ class Services:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str) -> None:
-        """Start (or restart) one service."""
+    def start(self, name: str, module: str | None = None) -> None:
+        """Start (or restart) one service; ``name`` may be a replica (``executor-2``) of
+        ``module``, with its own log ``<name>.log`` and ``CODERM_INSTANCE=<name>``."""
         log = (self.stack.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
+            [sys.executable, "-m", f"services.{module or name}"],
             cwd=ROOT,
-            env=self.stack.env(**self.extra_env),
+            env=self.stack.env(**self.extra_env, CODERM_INSTANCE=name),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -147,12 +148,19 @@ class Services:
         return {name: p.poll() for name, p in self.processes.items()}
 
 
-def run_services(stack: Stack, **extra_env: str) -> Iterator[Services]:
-    """Start all four services for the duration of a fixture."""
+def run_services(stack: Stack, executors: int = 1, **extra_env: str) -> Iterator[Services]:
+    """Start all four services for the duration of a fixture; ``executors`` > 1 adds
+    executor replicas ``executor-2``, ``executor-3``, ..."""
     services = Services(stack, dict(extra_env))
     for name in SERVICES:
         services.start(name)
-    wait_for(lambda: consumers_ready(stack), 60, f"service consumers (logs in {stack.log_dir})")
+    for replica in range(2, executors + 1):
+        services.start(f"executor-{replica}", "executor")
+    wait_for(
+        lambda: consumers_ready(stack) and consumer_count(stack, "execute") >= executors,
+        60,
+        f"service consumers (logs in {stack.log_dir})",
+    )
     try:
         yield services
     finally:
@@ -271,3 +279,18 @@ def consumers_ready(stack: Stack) -> bool:
         return True
 
     return asyncio.run(ready())
+
+
+def consumer_count(stack: Stack, kind: str) -> int:
+    """How many consumers one work queue of the session has."""
+
+    async def count() -> int:
+        connection = await aio_pika.connect_robust(BROKER_URL)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(
+                Topology(stack.queue_prefix).queue(kind), passive=True
+            )
+            return int(queue.declaration_result.consumer_count or 0)
+
+    return asyncio.run(count())

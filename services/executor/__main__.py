@@ -7,6 +7,7 @@ import contextlib
 
 import aiodocker
 
+from services.executor.code_cache import UnitTestCache
 from services.executor.handlers import ExecuteHandler
 from services.executor.sandbox import DockerSandbox
 from shared.messages import ExecuteBatch
@@ -15,9 +16,10 @@ from shared.settings import ExecutorSettings
 
 
 def main() -> None:
-    """Run the executor until SIGTERM; its prefetch is its sandbox concurrency."""
+    """Run the executor until SIGTERM: ``concurrency`` sandboxes at once, one or more
+    batches more in hand (see ExecutorSettings)."""
     settings = ExecutorSettings()
-    settings.broker.prefetch = settings.concurrency
+    settings.broker.prefetch = settings.concurrency + settings.prefetch_extra
 
     async def register(ctx: ServiceContext, stack: contextlib.AsyncExitStack) -> None:
         docker = aiodocker.Docker(url=settings.sandbox.docker_url)
@@ -25,7 +27,20 @@ def main() -> None:
         sandbox = DockerSandbox(docker, settings.sandbox)
         removed = await sandbox.remove_stale_containers()
         ctx.log.info("sandbox.ready", image=settings.sandbox.image, stale_removed=removed)
-        handler = ExecuteHandler(ctx.sessions, ctx.broker, sandbox)
+        handler = ExecuteHandler(
+            ctx.sessions,
+            ctx.broker,
+            sandbox,
+            slots=asyncio.Semaphore(settings.concurrency),
+            tests=UnitTestCache(max_chars=settings.test_cache_mb << 20),
+            instance=settings.instance,
+        )
+        ctx.log.info(
+            "executor.config",
+            instance=settings.instance,
+            concurrency=settings.concurrency,
+            prefetch=settings.broker.prefetch,
+        )
         await ctx.broker.consume("execute", ExecuteBatch, handler)
 
     asyncio.run(serve("executor", settings, register))

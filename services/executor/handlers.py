@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -9,7 +10,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.executor import store
-from services.executor.jobs import Job, ground_truth_program, plan_jobs, result_rows
+from services.executor.code_cache import UnitTestCache
+from services.executor.jobs import Job, plan_jobs, result_rows
 from services.executor.sandbox import DockerSandbox, JobResult, SandboxError
 from shared.broker import Broker
 from shared.enums import Outcome
@@ -23,19 +25,28 @@ SANDBOX_ATTEMPTS = 3
 
 @dataclass
 class ExecuteHandler:
-    """Executes one batch; cached pairs are skipped, so redelivery repeats nothing stored."""
+    """Executes one batch; cached pairs are skipped, so redelivery repeats nothing stored.
+
+    Batches are handled concurrently (up to the broker's prefetch), but at most
+    ``slots`` sandboxes run at once: the others load their code or write their results
+    meanwhile. ``tests`` keeps each problem's test code across its batches.
+    """
 
     sessions: async_sessionmaker[AsyncSession]
     broker: Broker
     sandbox: DockerSandbox
+    slots: asyncio.Semaphore
+    tests: UnitTestCache
+    instance: str = ""
 
     async def __call__(self, message: ExecuteBatch) -> None:
         """Handle one ``ExecuteBatch``."""
         started = time.perf_counter()
         async with self.sessions() as session:
             inputs = await store.load_batch(
-                session, message.run_id, message.problem_id, message.solution_ids
+                session, message.run_id, message.problem_id, message.solution_ids, self.tests
             )
+            ground_truth = await store.load_ground_truth(session, inputs.run, inputs.problem)
         limits = ExecLimits.model_validate(inputs.run.config["limits"])
         plan = plan_jobs(
             limits,
@@ -43,13 +54,19 @@ class ExecuteHandler:
             inputs.tests,
             inputs.done_pairs,
             inputs.labelled,
-            ground_truth_program(inputs.problem.test_code, inputs.problem.entry_point),
+            ground_truth,
         )
-        results = await self._run(plan.jobs) if plan.jobs else {}
+        waited = 0.0
+        results: dict[str, JobResult] = {}
+        if plan.jobs:
+            queued = time.perf_counter()
+            async with self.slots:
+                waited = time.perf_counter() - queued
+                results = await self._run(plan.jobs)
         executions, labels = result_rows(
             results, inputs.run.exec_profile, inputs.run.ground_truth_profile
         )
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started - waited
         async with self.sessions.begin() as session:
             await store.save_executions(session, executions)
             await store.save_ground_truth(session, labels)
@@ -61,10 +78,12 @@ class ExecuteHandler:
             run_id=str(message.run_id),
             problem_id=message.problem_id,
             batch_no=message.batch_no,
+            executor=self.instance,
             pairs=plan.pairs,
             labels=plan.labels,
             cached=len(inputs.done_pairs),
             seconds=round(seconds, 3),
+            waited=round(waited, 3),
         )
         await self.broker.publish(
             ScoreProblem(run_id=message.run_id, problem_id=message.problem_id)

@@ -11,6 +11,9 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.executor.code_cache import UnitTestCache, cache_key
+from services.executor.ground_truth import GroundTruthSource, ground_truth_program, outputs_label
+from shared.db.ground_truth import ground_truth_problem
 from shared.db.models import (
     Execution,
     ExecutionBatch,
@@ -22,6 +25,7 @@ from shared.db.models import (
 )
 from shared.db.queries import run_test_ids
 from shared.errors import UnknownReferenceError
+from shared.oracle import GroundTruthKind, Oracle
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,14 @@ class BatchInputs:
 
 
 async def load_batch(
-    session: AsyncSession, run_id: uuid.UUID, problem_id: int, solution_ids: Sequence[int]
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    problem_id: int,
+    solution_ids: Sequence[int],
+    cache: UnitTestCache,
 ) -> BatchInputs:
-    """Load the run, problem, solution and test code, and the cached results."""
+    """Load the run, problem, solution and test code (tests through the process's
+    ``cache``), and the cached results."""
     run = await session.get(Run, run_id)
     problem = await session.get(Problem, problem_id)
     if run is None or problem is None:
@@ -60,14 +69,7 @@ async def load_batch(
             .order_by(Solution.id)
         )
     ]
-    tests = [
-        CodeItem(tid, code)
-        for tid, code in await session.execute(
-            select(UnitTest.id, UnitTest.code)
-            .where(UnitTest.id.in_(run_test_ids(run_id, problem_id)))
-            .order_by(UnitTest.id)
-        )
-    ]
+    tests = await load_tests(session, run_id, problem_id, cache)
     done = await session.execute(
         select(Execution.solution_id, Execution.unit_test_id).where(
             Execution.solution_id.in_(solution_ids), Execution.profile == run.exec_profile
@@ -80,6 +82,36 @@ async def load_batch(
         )
     )
     return BatchInputs(run, problem, solutions, tests, {(s, t) for s, t in done}, set(labelled))
+
+
+async def load_ground_truth(
+    session: AsyncSession, run: Run, problem: Problem
+) -> GroundTruthSource | None:
+    """How the run labels the problem's solutions (see
+    :func:`shared.db.ground_truth.ground_truth_problem`); ``None``: not at all."""
+    target = await ground_truth_problem(session, run, problem)
+    if target is None:
+        return None
+    if GroundTruthKind(target.ground_truth) is GroundTruthKind.TESTS:
+        return ground_truth_program(target.test_code, target.entry_point)
+    raw = await session.scalar(select(Problem.oracle).where(Problem.id == target.id))
+    return outputs_label(target.entry_point, Oracle.model_validate(raw))
+
+
+async def load_tests(
+    session: AsyncSession, run_id: uuid.UUID, problem_id: int, cache: UnitTestCache
+) -> list[CodeItem]:
+    """The code of a run's distinct tests of a problem, ordered by id, through ``cache``:
+    only the ids are read when this process already holds the same test set."""
+    key = cache_key(problem_id, list(await session.scalars(run_test_ids(run_id, problem_id))))
+    tests = cache.get(key)
+    if tests is None:
+        rows = await session.execute(
+            select(UnitTest.id, UnitTest.code).where(UnitTest.id.in_(key[1])).order_by(UnitTest.id)
+        )
+        tests = tuple(CodeItem(tid, code) for tid, code in rows)
+        cache.put(key, tests)
+    return list(tests)
 
 
 EXECUTION_COLUMNS = (

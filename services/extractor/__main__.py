@@ -16,7 +16,9 @@ def main() -> None:
     settings = ExtractorSettings()
 
     async def register(ctx: ServiceContext, _stack: contextlib.AsyncExitStack) -> None:
-        handler = ExtractHandler(ctx.sessions, ctx.broker, settings.solutions_per_batch)
+        handler = ExtractHandler(
+            ctx.sessions, ctx.broker, settings.solutions_per_batch, settings.pairs_per_batch
+        )
         await ctx.broker.consume("extract", ExtractRequest, handler)
 
     asyncio.run(serve("extractor", settings, register))

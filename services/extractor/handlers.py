@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.extractor import store
+from services.extractor.batching import solutions_per_batch, split_batches
 from services.extractor.extraction import (
     EXTRACTION_VERSION,
     Extracted,
@@ -47,6 +48,7 @@ class ExtractHandler:
     sessions: async_sessionmaker[AsyncSession]
     broker: Broker
     solutions_per_batch: int
+    pairs_per_batch: int
 
     async def __call__(self, message: ExtractRequest) -> None:
         """Handle one ``ExtractRequest``; idempotent under redelivery."""
@@ -119,9 +121,9 @@ class ExtractHandler:
     ) -> list[Message]:
         solution_ids = await store.run_solution_ids(session, message.run_id, message.problem_id)
         tests = await store.run_test_count(session, message.run_id, message.problem_id)
-        batches = await store.plan_batches(
-            session, row, solution_ids, tests, self.solutions_per_batch
-        )
+        per_batch = solutions_per_batch(tests, self.pairs_per_batch, self.solutions_per_batch)
+        batches = split_batches(solution_ids, per_batch)
+        await store.plan_batches(session, row, batches, tests)
         if not batches:
             return [ScoreProblem(run_id=message.run_id, problem_id=message.problem_id)]
         return [

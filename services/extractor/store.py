@@ -125,14 +125,9 @@ async def run_test_count(session: AsyncSession, run_id: uuid.UUID, problem_id: i
 
 
 async def plan_batches(
-    session: AsyncSession,
-    row: RunProblem,
-    solution_ids: list[int],
-    tests: int,
-    per_batch: int,
-) -> list[list[int]]:
-    """Split the problem's solutions into execution batches and record them."""
-    batches = [solution_ids[i : i + per_batch] for i in range(0, len(solution_ids), per_batch)]
+    session: AsyncSession, row: RunProblem, batches: list[list[int]], tests: int
+) -> None:
+    """Record the problem's execution batches (solution ids each) and mark it extracted."""
     if batches:
         await session.execute(
             insert(ExecutionBatch)
@@ -151,4 +146,3 @@ async def plan_batches(
             .on_conflict_do_nothing()
         )
     row.state = ProblemState.EXTRACTED.value
-    return batches
