@@ -203,14 +203,25 @@ class Broker:
             )
         await incoming.ack()
 
-    async def stop_consuming(self, grace_s: float = 30.0) -> None:
-        """Cancel every consumer, then wait (bounded) for the handlers in hand to finish."""
+    async def stop_consuming(self, grace_s: float = 30.0, cancel_wait_s: float = 10.0) -> None:
+        """Cancel every consumer, then wait (bounded) for the handlers in hand to finish.
+
+        Handlers still running after ``grace_s`` are cancelled: their messages are
+        requeued (nacked), and what they awaited is interrupted (a generation is
+        aborted in its engine), so resources can be closed right after.
+        """
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
         self._consumers.clear()
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=grace_s)
+        if not self._in_flight:
+            return
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_s)
+        if pending:
+            log.warning("consumer.cancelling_unfinished", handlers=len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=cancel_wait_s)
 
 
 async def declare_topology(

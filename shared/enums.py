@@ -24,6 +24,29 @@ class CompletionFormat(StrEnum):
     CHAT = "chat"
 
 
+class ModelRole(StrEnum):
+    """What a registered model may be used for in a run."""
+
+    POLICY = "policy"
+    UNIT_TEST = "unit_test"
+    BOTH = "both"
+
+    def serves(self, role: Role) -> bool:
+        """Whether the model may sample completions of ``role``."""
+        wanted = ModelRole.POLICY if role is Role.SOLUTION else ModelRole.UNIT_TEST
+        return self in (wanted, ModelRole.BOTH)
+
+
+class BackendName(StrEnum):
+    """How a model's completions are obtained: ``vllm`` loads a checkpoint in the
+    generator, ``openai`` calls an OpenAI-compatible endpoint, ``replay`` serves
+    imported published generations."""
+
+    VLLM = "vllm"
+    OPENAI = "openai"
+    REPLAY = "replay"
+
+
 class TestStyle(StrEnum):
     """How a unit test is executed against a solution."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,3 +63,23 @@ def imported(stack: Stack) -> None:
     for step in steps:
         result = cli(stack, *step)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama checkpoint with a locally trained tokenizer (tests/tiny_model.py).
+
+    Built once per session in a child process, so torch and transformers stay out of
+    the test process.
+    """
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    built = subprocess.run(
+        [sys.executable, "-m", "tests.tiny_model", str(directory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    return directory

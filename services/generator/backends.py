@@ -1,42 +1,63 @@
-"""Generation backends. ``replay`` serves completions imported from published files."""
+"""Generation backends: how a model's completions are obtained.
+
+``replay`` serves completions imported from published files; ``openai`` and ``vllm``
+generate them (services/generator/generating.py) with an engine from the process's
+:class:`EnginePool`.
+"""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db.models import IMPORTED_GENERATION, Completion
+from shared.db.models import IMPORTED_GENERATION, Completion, Model, Problem
 from shared.enums import Role
+from shared.sampling import RunGeneration
+
+
+@dataclass(frozen=True)
+class Work:
+    """One generate request, resolved: ``count`` completions of ``role`` for a run's
+    problem from ``model`` (rows detached from their session), sampled as the run says."""
+
+    run_id: uuid.UUID
+    model: Model
+    problem: Problem
+    role: Role
+    count: int
+    generation: RunGeneration
 
 
 class Backend(Protocol):
-    """Produces (or finds) ``count`` completions of a model for one problem and role."""
+    """Produces (or finds) the completions of one request."""
 
-    async def completions(
-        self, session: AsyncSession, model_id: int, problem_id: int, role: Role, count: int
-    ) -> list[int]:
+    async def completions(self, work: Work) -> list[int]:
         """Return the ids of the completions, in sample order."""
         ...
 
 
+@dataclass
 class ReplayBackend:
     """Serves the first ``count`` imported completions, in their published order."""
 
-    async def completions(
-        self, session: AsyncSession, model_id: int, problem_id: int, role: Role, count: int
-    ) -> list[int]:
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def completions(self, work: Work) -> list[int]:
         """The ids of the first ``count`` imported samples (fewer if fewer were imported)."""
-        rows = await session.scalars(
-            select(Completion.id)
-            .where(
-                Completion.model_id == model_id,
-                Completion.problem_id == problem_id,
-                Completion.role == role.value,
-                Completion.generation == IMPORTED_GENERATION,
-                Completion.sample_index < count,
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Completion.id)
+                .where(
+                    Completion.model_id == work.model.id,
+                    Completion.problem_id == work.problem.id,
+                    Completion.role == work.role.value,
+                    Completion.generation == IMPORTED_GENERATION,
+                    Completion.sample_index < work.count,
+                )
+                .order_by(Completion.sample_index)
             )
-            .order_by(Completion.sample_index)
-        )
-        return list(rows)
+            return list(rows)

@@ -8,19 +8,47 @@ import structlog
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.generator.backends import Backend
+from services.generator.backends import Backend, Work
 from shared.broker import Broker
-from shared.db.models import Model, Run, RunCompletion
+from shared.db.models import Model, Problem, Run, RunCompletion
 from shared.enums import Role
 from shared.errors import UnknownReferenceError
 from shared.messages import ExtractRequest, GenerateRequest
+from shared.sampling import RunGeneration
 
 log = structlog.get_logger(__name__)
 
 
+async def load_work(session: AsyncSession, message: GenerateRequest) -> Work:
+    """Resolve a request's run, model and problem; unknown ones are permanent errors."""
+    run = await session.get(Run, message.run_id)
+    if run is None:
+        raise UnknownReferenceError(f"run {message.run_id} not found")
+    model_id = run.policy_model_id if message.role is Role.SOLUTION else run.test_model_id
+    model = await session.get(Model, model_id)
+    if model is None:
+        raise UnknownReferenceError(f"model {model_id} not found")
+    problem = await session.get(Problem, message.problem_id)
+    if problem is None:
+        raise UnknownReferenceError(f"problem {message.problem_id} not found")
+    return Work(
+        run_id=run.id,
+        model=model,
+        problem=problem,
+        role=message.role,
+        count=message.count,
+        generation=RunGeneration.model_validate(run.config.get("generation", {})),
+    )
+
+
 @dataclass
 class GenerateHandler:
-    """Links a run to the completions its backend serves, then asks for extraction."""
+    """Links a run to the completions its backend serves, then asks for extraction.
+
+    No transaction is held while a backend generates: the request is resolved in one,
+    the backend stores what it samples in its own, and the links are written in a
+    third; each is idempotent, so a redelivered request changes nothing.
+    """
 
     sessions: async_sessionmaker[AsyncSession]
     broker: Broker
@@ -28,21 +56,14 @@ class GenerateHandler:
 
     async def __call__(self, message: GenerateRequest) -> None:
         """Handle one ``GenerateRequest``; idempotent under redelivery."""
-        async with self.sessions.begin() as session:
-            run = await session.get(Run, message.run_id)
-            if run is None:
-                raise UnknownReferenceError(f"run {message.run_id} not found")
-            model_id = run.policy_model_id if message.role is Role.SOLUTION else run.test_model_id
-            model = await session.get(Model, model_id)
-            if model is None:
-                raise UnknownReferenceError(f"model {model_id} not found")
-            backend = self.backends.get(model.backend)
-            if backend is None:
-                raise UnknownReferenceError(f"no backend {model.backend!r} in this generator")
-            ids = await backend.completions(
-                session, model_id, message.problem_id, message.role, message.count
-            )
-            if ids:
+        async with self.sessions() as session:
+            work = await load_work(session, message)
+        backend = self.backends.get(work.model.backend)
+        if backend is None:
+            raise UnknownReferenceError(f"no backend {work.model.backend!r} in this generator")
+        ids = await backend.completions(work)
+        if ids:
+            async with self.sessions.begin() as session:
                 await session.execute(
                     insert(RunCompletion)
                     .values(

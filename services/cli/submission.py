@@ -1,0 +1,62 @@
+"""Submitting a run: register its policy checkpoint if it is one, create the run, and
+publish its generate requests."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from services.cli import checkpoints, registry, store
+from shared.broker import connect_broker
+from shared.db.session import make_engine, make_sessionmaker
+from shared.enums import Role
+from shared.messages import GenerateRequest, Message
+from shared.settings import ServiceSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class Submitted:
+    """A submitted run, and the model its policy resolved to."""
+
+    run_id: uuid.UUID
+    policy: str
+    registered: bool
+
+
+def policy_checkpoint(policy: str) -> checkpoints.Checkpoint | None:
+    """The checkpoint folder ``--policy`` names, if it names one (else it is a model name)."""
+    path = Path(policy).expanduser()
+    return checkpoints.inspect(path) if checkpoints.is_checkpoint(path) else None
+
+
+async def submit_run(
+    request: store.RunRequest,
+    checkpoint: checkpoints.Checkpoint | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Submitted:
+    """Create the run (its policy model the registered ``checkpoint``, when given) with
+    ``config`` merged into its config, then publish a generate request per problem and role."""
+    settings = ServiceSettings()
+    engine = make_engine(settings.database)
+    registered = False
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            if checkpoint is not None:
+                model, registered = await registry.register_checkpoint(session, checkpoint)
+                request = dataclasses.replace(request, policy=model.name)
+            run_row, problem_ids = await store.create_run(session, request)
+            if config:
+                run_row.config = {**run_row.config, **config}
+        messages: list[Message] = [
+            GenerateRequest(run_id=run_row.id, problem_id=problem_id, role=role, count=count)
+            for problem_id in problem_ids
+            for role, count in ((Role.SOLUTION, request.n_solutions), (Role.TEST, request.n_tests))
+        ]
+        async with connect_broker(settings.broker) as broker:
+            await broker.publish_many(messages)
+        return Submitted(run_row.id, request.policy, registered)
+    finally:
+        await engine.dispose()
