@@ -8,7 +8,7 @@ BIN   := $(VENV)/bin
 UP    := deploy/local/up.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down stop-all status demo test lint format typecheck bench clean
+.PHONY: help venv up down stop-all status demo test lint format typecheck bench clean reproduce-codet
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,8 +52,13 @@ format: venv ## apply ruff's fixes and formatting
 typecheck: venv ## mypy --strict over the packages in pyproject.toml
 	$(BIN)/mypy
 
-bench: venv ## run the benchmark (needs `make up` first)
-	$(BIN)/python -m bench
+reproduce-codet: ## score the CodeT HumanEval set through the services, check CodeT's figures (PROBLEMS=K: subset)
+	bash $(UP)
+	$(BIN)/python bench/reproduce_codet.py --skip-up $(if $(PROBLEMS),--problems $(PROBLEMS))
+
+bench: venv ## executor: coderm exec-pairs vs CodeRM's executor model on 12,290 real pairs (needs make up)
+	bash $(UP) --infra-only
+	$(BIN)/python -m bench.exec_pairs
 
 clean: ## remove var/ (logs, pid files); stop the services first
 	rm -rf var/

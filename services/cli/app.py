@@ -3,81 +3,101 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.cli import importers, render, store
+from services.cli import benchmark_import, benchmarks, importers, render, store, submission
+from services.cli import compare as compare_cmd
+from services.cli import exec_pairs as exec_pairs_cmd
+from services.cli import report as report_cmd
+from services.cli import watch as watch_cmd
 from services.cli.dead_letters import peek_dead_letters
+from services.cli.models import model_app
+from services.cli.shell import console, user_errors, with_sessions
 from shared.broker import connect_broker
-from shared.db.session import make_engine, make_sessionmaker
 from shared.enums import CompletionFormat, Role, RunState
-from shared.messages import GenerateRequest
-from shared.settings import ServiceSettings
+from shared.profiles import AdaptiveLimit
+from shared.settings import ExecutorSettings, ServiceSettings
 
 app = typer.Typer(help="Score LLM-written code with LLM-written unit tests.", no_args_is_help=True)
-console = Console()
-T = TypeVar("T")
+app.add_typer(model_app, name="model")
 DEMO_DIR = Path(__file__).resolve().parents[2] / "data" / "demo"
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Report what a user can fix as one line and exit 2, instead of a traceback."""
-    try:
-        yield
-    except (LookupError, importers.ImportFormatError, ValidationError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
-    except OSError as error:
-        console.print(f"[red]error:[/red] {error}; is the stack up? (make up)")
-        raise typer.Exit(2) from error
-
-
-def _with_sessions(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    async def main() -> T:
-        engine = make_engine(ServiceSettings().database)
-        try:
-            return await work(make_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    with _user_errors():
-        return asyncio.run(main())
 
 
 @app.command("import-benchmark")
 def import_benchmark(
-    name: Annotated[str, typer.Argument(help="benchmark name, e.g. humaneval")],
-    file: Annotated[Path, typer.Option(help="HumanEval-format JSONL(.gz)", exists=True)],
+    name: Annotated[str, typer.Argument(help="benchmark name, e.g. humaneval, humaneval+, mbpp+")],
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL(.gz): HumanEval format, or evalplus's HumanEvalPlus[-Mini] / MbppPlus",
+            exists=True,
+        ),
+    ] = None,
     test_prompts: Annotated[
         Path | None, typer.Option(help="test-generation prompts (CodeT), joined by task_id")
     ] = None,
+    coderm_prompts: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder of CodeRM's input_<set>_{sol,ut}.jsonl.gz chat prompts, by task_id",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="humaneval, humaneval+, mbpp+ or livecodebench (default: the name if it is "
+            "one of these, else humaneval)",
+        ),
+    ] = None,
 ) -> None:
-    """Import a HumanEval-format benchmark (idempotent)."""
-
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
-        async with sessions.begin() as session:
-            return await store.upsert_benchmark(session, name, str(file.name), problems)
-
-    with _user_errors():
-        problems = importers.read_humaneval(file, test_prompts)
-    if not problems:
-        console.print(f"[red]error:[/red] no problems in {file}")
+    """Import a benchmark (idempotent). evalplus benchmarks get their canonical solutions'
+    outputs computed once in the sandbox; LiveCodeBench is read from --coderm-prompts and
+    has no hidden tests (no correctness figures)."""
+    fmt = file_format or (name if name in benchmarks.FORMATS else "humaneval")
+    with user_errors():
+        loaded = benchmarks.load_benchmark(fmt, file, test_prompts, coderm_prompts)
+    if not loaded.problems:
+        console.print(f"[red]error:[/red] no problems in {file or coderm_prompts}")
         raise typer.Exit(2)
+    source = str(file.name if file is not None else coderm_prompts)
 
-    _, added = _with_sessions(work)
-    console.print(f"benchmark {name}: {len(problems)} problems in file, {added} new")
+    def progress(done: int, total: int) -> None:
+        console.print(f"expected outputs: {done}/{total} problems run in the sandbox")
+
+    summary = with_sessions(
+        lambda sessions: benchmark_import.import_benchmark(
+            sessions, ExecutorSettings().sandbox, name, source, loaded, progress
+        )
+    )
+    console.print(f"benchmark {name}: {summary.in_file} problems in file, {summary.added} new")
+    if summary.prompts_matched is not None:
+        console.print(f"CodeRM prompts: {summary.prompts_matched} of {summary.in_file} matched")
+    if summary.unlabelled:
+        console.print(
+            f"{summary.unlabelled} problems have no hidden tests: ground truth unavailable, "
+            "runs on them report no correctness figures"
+        )
+    expected = summary.expected
+    if expected is not None:
+        console.print(
+            f"expected outputs: {expected.computed} computed, {expected.already} already stored"
+        )
+        for task_id, reason in sorted(expected.failed.items()):
+            console.print(
+                f"[yellow]{task_id}: no expected outputs, left without ground truth:[/yellow] "
+                f"{reason}"
+            )
 
 
 @app.command("import-completions")
@@ -96,8 +116,19 @@ def import_completions(
         CompletionFormat,
         typer.Option(help="completion: prompt continuations (CodeT); chat: markdown answers"),
     ] = CompletionFormat.COMPLETION,
+    as_unittest: Annotated[
+        bool,
+        typer.Option(
+            help="tests only: each CodeT sample as one CodeRM-style unittest class (chat format)"
+        ),
+    ] = False,
 ) -> None:
     """Import published generations for the ``replay`` backend (idempotent)."""
+    if as_unittest and role is not Role.TEST:
+        console.print("[red]error:[/red] --as-unittest applies to --role test only")
+        raise typer.Exit(2)
+    if as_unittest:
+        completion_format = CompletionFormat.CHAT
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
         async with sessions.begin() as session:
@@ -116,20 +147,25 @@ def import_completions(
             unknown = [r.task_id for r in records if r.task_id not in ids]
             if unknown:
                 raise importers.ImportFormatError(f"task ids not in {benchmark}: {unknown[:5]}")
+            if as_unittest:
+                entry_points = {p.task_id: p.entry_point for p in problems}
+                records = importers.as_unittest_tests(records, entry_points)
             model_id = await store.upsert_model(session, model, "replay", completion_format)
             added = await store.insert_completions(
                 session, model_id, role, completion_format, ids, records
             )
             return sum(len(r.samples) for r in records), added
 
-    total, added = _with_sessions(work)
+    total, added = with_sessions(work)
     console.print(f"{model} {role.value}s: {total} samples in file, {added} new")
 
 
 @app.command()
 def run(
     benchmark: Annotated[str, typer.Option()],
-    policy: Annotated[str, typer.Option(help="policy model (solutions)")],
+    policy: Annotated[
+        str, typer.Option(help="policy model (solutions): a name, or a checkpoint folder")
+    ],
     test_model: Annotated[str, typer.Option(help="unit-test model")],
     n: Annotated[int, typer.Option(help="solutions per problem", min=1)] = 100,
     m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = 100,
@@ -141,10 +177,30 @@ def run(
         float, typer.Option(help="seconds for a solution's hidden tests")
     ] = 3.0,
     name: Annotated[str, typer.Option()] = "",
+    seed: Annotated[int, typer.Option(help="seed of generated samples", min=0)] = 0,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="tokens a generated sample [default: the model's]", min=1)
+    ] = None,
+    ground_truth: Annotated[
+        str | None,
+        typer.Option(
+            help="benchmark whose problems (same task ids) label the solutions, e.g. "
+            "humaneval+ for a humaneval run (default: --benchmark)"
+        ),
+    ] = None,
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            help="unittest pairs: a test's limit becomes 5x its slowest finished run "
+            "(floor 0.25 s, at most the 1 s limit) once 3 solutions have run it"
+        ),
+    ] = False,
     detach: Annotated[bool, typer.Option(help="submit and return")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait before giving up")] = 7200.0,
 ) -> None:
-    """Submit a run; follow it with per-stage progress bars, then print its table."""
+    """Submit a run; follow it with per-stage progress bars, then print its table.
+
+    A checkpoint folder as ``--policy`` is registered as a vllm model on first sight."""
     request = store.RunRequest(
         benchmark,
         policy,
@@ -155,35 +211,21 @@ def run(
         assert_time_limit,
         ground_truth_time_limit,
         name,
+        seed=seed,
+        max_tokens=max_tokens,
+        ground_truth=ground_truth,
+        adaptive=adaptive,
     )
-    with _user_errors():
-        run_id = asyncio.run(_submit(request))
-    console.print(f"run {run_id} submitted")
+    with user_errors():
+        checkpoint = submission.policy_checkpoint(policy)
+        submitted = asyncio.run(submission.submit_run(request, checkpoint))
+    if submitted.registered:
+        console.print(f"checkpoint {policy} registered as model {submitted.policy}")
+    run_id = submitted.run_id
+    console.print(f"run {run_id} submitted (policy {submitted.policy})")
     if not detach:
         _follow(run_id, timeout)
         report(str(run_id))
-
-
-async def _submit(request: store.RunRequest) -> uuid.UUID:
-    settings = ServiceSettings()
-    engine = make_engine(settings.database)
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            run_row, problem_ids = await store.create_run(session, request)
-        async with connect_broker(settings.broker) as broker:
-            for problem_id in problem_ids:
-                for role, count in (
-                    (Role.SOLUTION, request.n_solutions),
-                    (Role.TEST, request.n_tests),
-                ):
-                    await broker.publish(
-                        GenerateRequest(
-                            run_id=run_row.id, problem_id=problem_id, role=role, count=count
-                        )
-                    )
-        return run_row.id
-    finally:
-        await engine.dispose()
 
 
 def _follow(run_id: uuid.UUID, timeout: float) -> None:
@@ -203,7 +245,7 @@ def _follow(run_id: uuid.UUID, timeout: float) -> None:
                     return "timeout"
                 await asyncio.sleep(0.5)
 
-    state = _with_sessions(work)
+    state = with_sessions(work)
     if not console.is_terminal:
         console.line()
     if state != RunState.FINISHED.value:
@@ -225,7 +267,7 @@ def status(
             found = await store.find_run(session, run_id)
             return await store.run_progress(session, found.id)
 
-    progress = _with_sessions(work)
+    progress = with_sessions(work)
     if follow:
         _follow(progress.run_id, timeout)
         return
@@ -238,21 +280,34 @@ def status(
 
 
 @app.command()
-def report(run_id: Annotated[str, typer.Argument(help="run id or unique prefix")]) -> None:
-    """Print the strategy table of a finished run."""
+def report(
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    output: Annotated[
+        report_cmd.ReportFormat, typer.Option("--format", help="what to print")
+    ] = report_cmd.ReportFormat.TABLE,
+    out: Annotated[
+        Path | None, typer.Option(help="directory for the files [default: reports/<run>/]")
+    ] = None,
+    draws: Annotated[int, typer.Option(help="test draws a size for the curves", min=1)] = 20,
+) -> None:
+    """Analyse a run: print its tables and write report.html/.md/.json with plots."""
+    found = with_sessions(lambda sessions: report_cmd.load_report(sessions, run_id, draws))
+    code = report_cmd.emit_report(console, found, output, out or report_cmd.default_out(found))
+    if code:
+        raise typer.Exit(code)
 
-    async def work(
-        sessions: async_sessionmaker[AsyncSession],
-    ) -> tuple[str, dict[str, tuple[float, int]]]:
-        async with sessions() as session:
-            found = await store.find_run(session, run_id)
-            return f"run {found.id} ({found.state})", await store.run_metrics(session, found.id)
 
-    title, metrics = _with_sessions(work)
-    if not metrics:
-        console.print(f"{title}: no metrics yet")
-        raise typer.Exit(1)
-    console.print(render.metrics_table(title, metrics))
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="run A: id or unique prefix")],
+    run_b: Annotated[str, typer.Argument(help="run B: id or unique prefix")],
+    output: Annotated[
+        compare_cmd.CompareFormat, typer.Option("--format", help="what to print")
+    ] = compare_cmd.CompareFormat.TABLE,
+) -> None:
+    """Two runs side by side on their common problems: deltas, per-problem wins/losses."""
+    found = with_sessions(lambda sessions: compare_cmd.load_comparison(sessions, run_a, run_b))
+    compare_cmd.emit_comparison(console, found, output)
 
 
 @app.command()
@@ -271,7 +326,7 @@ def resume(
             await broker.publish_many(messages)
         return found.id, len(messages)
 
-    found_id, count = _with_sessions(work)
+    found_id, count = with_sessions(work)
     console.print(f"run {found_id}: {count} messages re-published")
     if not detach:
         _follow(found_id, timeout)
@@ -290,7 +345,7 @@ def runs(limit: Annotated[int, typer.Option(help="how many, newest first", min=1
     for column in ("run", "name", "benchmark", "policy / tests", "N x M", "state", "created"):
         table.add_column(column)
     table.add_column("CodeT pass@1", justify="right")
-    for item in _with_sessions(work):
+    for item in with_sessions(work):
         run_row = item.run
         table.add_row(
             str(run_row.id)[:8],
@@ -310,7 +365,7 @@ def dead_letters(
     limit: Annotated[int, typer.Option(help="messages shown per queue", min=1)] = 20,
 ) -> None:
     """Show dead-lettered messages and why (they stay in their queues)."""
-    with _user_errors():
+    with user_errors():
         letters = asyncio.run(peek_dead_letters(ServiceSettings().broker, limit))
     if not letters:
         console.print("no dead-lettered messages")
@@ -340,6 +395,86 @@ def demo(
     ):
         import_completions(DEMO_DIR / file, "humaneval", "codegen16b", role)
     run("humaneval", "codegen16b", "codegen16b", n=n, m=100, problems=problems, name="demo")
+
+
+@app.command()
+def watch(
+    folder: Annotated[
+        Path, typer.Argument(help="folder of checkpoint folders", exists=True, file_okay=False)
+    ],
+    benchmark: Annotated[str, typer.Option()],
+    test_model: Annotated[str, typer.Option(help="unit-test model")],
+    n: Annotated[int, typer.Option(help="solutions per problem", min=1)] = 100,
+    m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = 100,
+    problems: Annotated[int | None, typer.Option(help="only the first K problems")] = None,
+    seed: Annotated[int, typer.Option(help="seed of generated samples", min=0)] = 0,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="tokens a generated sample [default: the model's]", min=1)
+    ] = None,
+    interval: Annotated[float, typer.Option(help="seconds between looks at the folder")] = 60.0,
+    settle: Annotated[
+        float, typer.Option(help="seconds a checkpoint must be unchanged to count")
+    ] = 60.0,
+    once: Annotated[bool, typer.Option(help="one pass over the folder, then exit")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for one run")] = 7200.0,
+) -> None:
+    """Evaluate every new checkpoint in FOLDER and compare it with the one before it."""
+    template = store.RunRequest(
+        benchmark, "", test_model, n, m, problems, 0.1, 3.0, "", seed, max_tokens
+    )
+    show = watch_cmd.Show(
+        report=lambda run_id: report(str(run_id)),
+        compare=lambda run_a, run_b: compare(str(run_a), str(run_b)),
+    )
+    spec = watch_cmd.Watch(folder.resolve(), template, settle, interval, timeout)
+    with user_errors():
+        ok = asyncio.run(watch_cmd.watch_folder(spec, once, show))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("exec-pairs")
+def exec_pairs(
+    input_path: Annotated[
+        Path, typer.Option("--input", exists=True, help="JSONL {task_id, sol_id, ut_id, code}")
+    ],
+    output_path: Annotated[Path, typer.Option("--output", help="JSONL results, input order")],
+    time_limit: Annotated[
+        float, typer.Option(min=0.001, help="seconds a pair's module may run")
+    ] = 1.0,
+    kill_after: Annotated[
+        float | None, typer.Option(help="kill bound (default 2 x the limit)")
+    ] = None,
+    adaptive: Annotated[
+        bool, typer.Option(help="per-test limit from the other solutions' run times")
+    ] = False,
+    adaptive_factor: Annotated[float, typer.Option(min=1.0)] = 5.0,
+    adaptive_floor: Annotated[float, typer.Option(min=0.001, help="seconds")] = 0.25,
+    jobs: Annotated[int, typer.Option(min=1, help="sandbox containers at once")] = 2,
+    parallel: Annotated[
+        int | None, typer.Option(min=1, help="pairs a container runs at once (CPUs + 1)")
+    ] = None,
+    batch_pairs: Annotated[
+        int, typer.Option(min=1, help="distinct modules a container gets at most")
+    ] = 8000,
+) -> None:
+    """Run (solution, unit test) pairs like CodeRM's executor, through the sandbox."""
+    options = exec_pairs_cmd.ExecOptions(
+        time_limit_s=time_limit,
+        kill_after_s=kill_after if kill_after is not None else 2 * time_limit,
+        adaptive=AdaptiveLimit(factor=adaptive_factor, floor_s=adaptive_floor)
+        if adaptive
+        else None,
+        containers=jobs,
+        parallel=parallel,
+        batch_pairs=batch_pairs,
+    )
+    with user_errors():
+        try:
+            summary = exec_pairs_cmd.run_command(input_path, output_path, options, console)
+        except exec_pairs_cmd.PairsFormatError as error:
+            raise LookupError(str(error)) from error
+    console.print(summary)
 
 
 def main() -> None:

@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import Boolean, String, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.cli.ground_truth import resolve_ground_truth
 from services.cli.importers import CompletionRecord, ProblemRecord
 from shared.db.models import (
     IMPORTED_GENERATION,
@@ -24,23 +25,29 @@ from shared.db.models import (
     RunMetric,
     RunProblem,
 )
-from shared.enums import CompletionFormat, ProblemState, Role, RunState, TestStyle
+from shared.enums import CompletionFormat, ModelRole, ProblemState, Role, RunState, TestStyle
 from shared.messages import ExecuteBatch, GenerateRequest, Message, ScoreProblem
-from shared.profiles import ExecLimits
+from shared.profiles import AdaptiveLimit, ExecLimits
+from shared.sampling import RunGeneration, SamplingSettings
 
 
 async def upsert_benchmark(
     session: AsyncSession, name: str, source: str, problems: Sequence[ProblemRecord]
 ) -> tuple[int, int]:
-    """Insert a benchmark and its problems (existing ones are kept); return (id, new problems)."""
+    """Insert a benchmark and its problems; return (id, new problems).
+
+    Existing problems are kept as they are, except that CodeRM messages given now replace
+    theirs and evalplus inputs fill a problem that has none (re-importing with
+    ``--coderm-prompts`` attaches the prompts to an imported benchmark).
+    """
     await session.execute(
         insert(Benchmark).values(name=name, source=source).on_conflict_do_nothing()
     )
     benchmark_id = await session.scalar(select(Benchmark.id).where(Benchmark.name == name))
     assert benchmark_id is not None
-    result = await session.execute(
-        insert(Problem)
-        .values(
+    added = 0
+    for start in range(0, len(problems), 200):
+        stmt = insert(Problem).values(
             [
                 {
                     "benchmark_id": benchmark_id,
@@ -51,14 +58,30 @@ async def upsert_benchmark(
                     "entry_point": p.entry_point,
                     "canonical_solution": p.canonical_solution,
                     "test_code": p.test_code,
+                    "ground_truth": p.ground_truth,
+                    "oracle": p.oracle,
+                    "solution_messages": p.solution_messages,
+                    "test_messages": p.test_messages,
                 }
-                for p in problems
+                for p in problems[start : start + 200]
             ]
         )
-        .on_conflict_do_nothing()
-        .returning(Problem.id)
-    )
-    return benchmark_id, len(result.all())
+        result = await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["benchmark_id", "task_id"],
+                set_={
+                    "oracle": func.coalesce(Problem.oracle, stmt.excluded.oracle),
+                    "solution_messages": func.coalesce(
+                        stmt.excluded.solution_messages, Problem.solution_messages
+                    ),
+                    "test_messages": func.coalesce(
+                        stmt.excluded.test_messages, Problem.test_messages
+                    ),
+                },
+            ).returning(literal_column("xmax = 0", Boolean))
+        )
+        added += sum(1 for (inserted,) in result if inserted)
+    return benchmark_id, added
 
 
 async def benchmark_problems(session: AsyncSession, name: str) -> list[Problem]:
@@ -75,15 +98,23 @@ async def benchmark_problems(session: AsyncSession, name: str) -> list[Problem]:
 async def upsert_model(
     session: AsyncSession, name: str, backend: str, completion_format: CompletionFormat
 ) -> int:
-    """Register a model (idempotent); its completion format decides extraction."""
+    """Register a model for imported completions (idempotent); its completion format
+    decides extraction. A name registered with another backend is refused."""
     await session.execute(
         insert(Model)
-        .values(name=name, backend=backend, config={"format": completion_format.value})
+        .values(
+            name=name,
+            backend=backend,
+            role=ModelRole.BOTH.value,
+            format=completion_format.value,
+            config={},
+        )
         .on_conflict_do_nothing()
     )
-    model_id = await session.scalar(select(Model.id).where(Model.name == name))
-    assert model_id is not None
-    return model_id
+    found = (await session.execute(select(Model.id, Model.backend).where(Model.name == name))).one()
+    if found.backend != backend:
+        raise LookupError(f"model {name!r} is registered with backend {found.backend!r}")
+    return int(found.id)
 
 
 async def insert_completions(
@@ -133,6 +164,27 @@ class RunRequest:
     assert_time_limit_s: float
     ground_truth_time_limit_s: float
     name: str
+    seed: int = 0
+    max_tokens: int | None = None
+    ground_truth: str | None = None
+    """Benchmark whose problems (same task ids) label the solutions; default: ``benchmark``."""
+    adaptive: bool = False
+    """Unittest runs: the adaptive per-test limit (:class:`~shared.profiles.AdaptiveLimit`)."""
+
+
+def _generation(request: RunRequest, policy: Model, test_model: Model) -> RunGeneration:
+    """The run's seed and each role's sampling, snapshotted from the registry (the run's
+    ``max_tokens``, when given, replaces both models')."""
+    sampling = {}
+    for model, role in ((policy, Role.SOLUTION), (test_model, Role.TEST)):
+        if not ModelRole(model.role).serves(role):
+            raise LookupError(f"model {model.name!r} is a {model.role} model, not for {role}s")
+        sampling[role.value] = SamplingSettings(
+            temperature=model.temperature,
+            top_p=model.top_p,
+            max_tokens=request.max_tokens or model.max_tokens,
+        )
+    return RunGeneration(seed=request.seed, **sampling)
 
 
 async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, list[int]]:
@@ -148,12 +200,22 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
     }
     for needed in (request.policy, request.test_model):
         if needed not in models:
-            raise LookupError(f"model {needed!r} is not registered (coderm import-completions)")
-    test_format = CompletionFormat(models[request.test_model].config.get("format", "chat"))
+            raise LookupError(f"model {needed!r} is not registered (coderm model add)")
+    generation = _generation(request, models[request.policy], models[request.test_model])
+    test_format = CompletionFormat(models[request.test_model].format)
     style = TestStyle.UNITTEST if test_format is CompletionFormat.CHAT else TestStyle.ASSERT
     defaults = ExecLimits.default_for(style, request.assert_time_limit_s)
     limits = ExecLimits.model_validate(
-        {**defaults.model_dump(), "ground_truth_time_limit_s": request.ground_truth_time_limit_s}
+        {
+            **defaults.model_dump(),
+            "ground_truth_time_limit_s": request.ground_truth_time_limit_s,
+            "adaptive": AdaptiveLimit() if request.adaptive else None,
+        }
+    )
+    if request.adaptive and style is not TestStyle.UNITTEST:
+        raise LookupError("--adaptive applies to unittest-style tests only")
+    ground_truth = await resolve_ground_truth(
+        session, request.ground_truth or request.benchmark, problems, limits
     )
     run = Run(
         id=uuid.uuid4(),
@@ -165,8 +227,13 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
         n_tests=request.n_tests,
         test_style=style.value,
         exec_profile=limits.exec_profile(),
-        ground_truth_profile=limits.ground_truth_profile(request.benchmark),
-        config={"limits": limits.model_dump(mode="json"), "problems": len(problems)},
+        ground_truth_profile=ground_truth.profile,
+        config={
+            "ground_truth": ground_truth.config,
+            "limits": limits.model_dump(mode="json"),
+            "problems": len(problems),
+            "generation": generation.model_dump(mode="json"),
+        },
         state=RunState.RUNNING.value,
     )
     session.add(run)

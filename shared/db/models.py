@@ -27,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.enums import ProblemState, RunState
+from shared.enums import CompletionFormat, ModelRole, ProblemState, RunState
+from shared.oracle import GroundTruthKind
 
 
 class Base(DeclarativeBase):
@@ -62,16 +63,47 @@ class Problem(Base):
     entry_point: Mapped[str] = mapped_column(String(200))
     canonical_solution: Mapped[str] = mapped_column(Text, default="")
     test_code: Mapped[str] = mapped_column(Text)
+    ground_truth: Mapped[str] = mapped_column(
+        String(20), default=GroundTruthKind.TESTS.value, server_default=GroundTruthKind.TESTS.value
+    )
+    """How solutions are labelled: ``tests``, ``outputs`` (evalplus) or ``none``."""
+    oracle: Mapped[dict[str, Any] | None] = mapped_column(JSONB, deferred=True)
+    """evalplus inputs and the canonical solution's expected outputs (``shared.oracle.Oracle``),
+    loaded only on request (it can be megabytes)."""
+    solution_messages: Mapped[list[Any] | None] = mapped_column(JSONB)
+    """CodeRM's chat prompt for a solution (``[{role, content}]``), when imported."""
+    test_messages: Mapped[list[Any] | None] = mapped_column(JSONB)
+    """CodeRM's chat prompt for a unit test, when imported."""
     created_at: Mapped[datetime] = _created()
 
 
 class Model(Base):
+    """A registered model: how to reach it (backend, checkpoint or endpoint), what it is
+    for (role), how its prompts and completions are laid out (format) and its sampling
+    defaults (CodeRM's: temperature 0.8, top-p 0.95, 2048 tokens).
+
+    ``config`` holds backend extras: ``engine_args`` for vLLM, ``extra_body`` for an
+    OpenAI-compatible server. API keys are never stored: ``api_key_ref`` names one in
+    the generator's settings.
+    """
+
     __tablename__ = "models"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     backend: Mapped[str] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(String(20), default=ModelRole.BOTH.value)
+    format: Mapped[str] = mapped_column(String(20), default=CompletionFormat.CHAT.value)
     checkpoint: Mapped[str | None] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    endpoint: Mapped[str | None] = mapped_column(Text)
+    served_name: Mapped[str | None] = mapped_column(String(200))
+    api_key_ref: Mapped[str | None] = mapped_column(String(100))
+    dtype: Mapped[str] = mapped_column(String(20), default="auto")
+    max_model_len: Mapped[int | None] = mapped_column(Integer)
+    temperature: Mapped[float] = mapped_column(Float, default=0.8)
+    top_p: Mapped[float] = mapped_column(Float, default=0.95)
+    max_tokens: Mapped[int] = mapped_column(Integer, default=2048)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = _created()
 
@@ -233,6 +265,9 @@ class GroundTruth(Base):
     profile: Mapped[str] = mapped_column(String(200), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(20))
     passed: Mapped[bool] = mapped_column(Boolean)
+    """The headline verdict (evalplus: base and plus inputs)."""
+    base_passed: Mapped[bool | None] = mapped_column(Boolean)
+    """evalplus benchmarks: the verdict on the base inputs alone; else ``None``."""
     duration_ms: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
