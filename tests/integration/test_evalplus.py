@@ -108,8 +108,9 @@ def test_import_stores_prompts_and_expected_outputs_equal_to_evalplus(
     assert compared > 1500
     messages = query(
         stack,
-        """SELECT count(*) AS n FROM problems WHERE solution_messages IS NOT NULL
-           AND test_messages IS NOT NULL""",
+        """SELECT count(*) AS n FROM problems p JOIN benchmarks b ON b.id = p.benchmark_id
+           WHERE b.name IN ('humaneval+', 'mbpp+', 'livecodebench')
+           AND p.solution_messages IS NOT NULL AND p.test_messages IS NOT NULL""",
     )
     assert messages[0]["n"] == 4 + 5 + 3
 
