@@ -25,7 +25,9 @@ from services.extractor.codet_unittest import codet_sample_to_unittest
 from services.extractor.extraction import extract_chat_unittest, extract_completion_solution
 from shared.enums import ExtractionStatus
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: ../shared/data next to the repository, else the machine's copy (a clone elsewhere).
+_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data"))
+DATA = next((d for d in _CANDIDATES if d.is_dir()), _CANDIDATES[-1])
 PROBLEMS = DATA / "humaneval" / "HumanEval_for_code_generation.jsonl.gz"
 TEST_PROMPTS = DATA / "humaneval" / "HumanEval_for_test_case_generation.jsonl.gz"
 CODET = DATA / "codet-codegen16b"

@@ -24,8 +24,7 @@ COMMAND = [sys.executable, "-c", "from services.cli.app import main; main()", "e
 
 @pytest.fixture(scope="module")
 def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not PROBLEMS.exists():
-        pytest.skip(f"reference data not found at {PROBLEMS}")
+    assert PROBLEMS.exists(), f"reference data not found at {PROBLEMS}"
     image = ExecutorSettings().sandbox.image
     env = {**os.environ, "CODERM_SANDBOX_IMAGE": image}
     subprocess.run([str(ROOT / "sandbox" / "build.sh")], check=True, timeout=900, env=env)
