@@ -8,6 +8,7 @@ its own queue prefix, and starts the four services as real processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -98,6 +99,13 @@ async def _delete_topology(stack: Stack) -> None:
         await channel.exchange_delete(topology.dead_exchange)
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a service's whole process group (it leads its own session) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
 @dataclass
 class Services:
     """The four services as real processes, which a test may kill and restart."""
@@ -116,14 +124,15 @@ class Services:
             env=self.stack.env(**self.extra_env, CODERM_INSTANCE=name),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
     def kill(self, name: str) -> None:
-        """SIGKILL one service and reap it."""
+        """SIGKILL one service with every process it started (e.g. vLLM's engine core,
+        which would outlive it) and reap it."""
         process = self.processes.pop(name)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        _kill_group(process)
 
     def terminate(self, name: str, timeout: float = 60) -> int:
         """SIGTERM one service and return its exit code."""
@@ -139,8 +148,7 @@ class Services:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                _kill_group(process)
         self.processes.clear()
 
     def exit_codes(self) -> dict[str, int | None]:

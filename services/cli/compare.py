@@ -216,15 +216,7 @@ def to_terminal(comparison: Comparison, top: int = 10) -> RenderableType:
         label = STRATEGY_LABELS.get(row.strategy, row.strategy)
         table.add_row(label, row.metric, fmt(row.a), fmt(row.b), _signed(row.delta))
     record = Table(title="per problem, by expected correctness of the pick")
-    for column in (
-        "strategy",
-        "A better",
-        "B better",
-        "ties",
-        "A right, B wrong",
-        "B right, A wrong",
-        "mean A - B",
-    ):
+    for column in RECORD_COLUMNS:
         record.add_column(column, justify="left" if column == "strategy" else "right")
     for o in c.outcomes:
         record.add_row(
