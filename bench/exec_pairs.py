@@ -78,6 +78,10 @@ def run_ours(pairs: list[exec_pairs.PairLine], options: exec_pairs.ExecOptions, 
         exec_pairs.execute(planned.batches, settings, options, lambda _n: None, stats)
     )
     seconds = time.monotonic() - started
+    broken = sum(r.outcome is Outcome.SANDBOX_ERROR for r in by_key.values())
+    if broken:
+        sample = next(r.detail for r in by_key.values() if r.outcome is Outcome.SANDBOX_ERROR)
+        raise SystemExit(f"{broken} modules got no verdict from the sandbox: {sample}")
     ran = [
         r
         for r in by_key.values()

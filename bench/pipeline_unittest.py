@@ -13,11 +13,14 @@ the same run again (everything cached).
     .venv/bin/python -m bench.pipeline_unittest                  # all 164 problems
     .venv/bin/python -m bench.pipeline_unittest --problems 5 --executors 2
     .venv/bin/python -m bench.pipeline_unittest --env CODERM_SANDBOX__CPUS=2 --run-arg=--name=x
+    .venv/bin/python -m bench.pipeline_unittest --then-adaptive   # and the same with --adaptive
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import threading
 import time
 import uuid
@@ -74,6 +77,53 @@ def rss_mb(pid: int) -> tuple[float, float]:
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0]) / 1024
     return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / tick, idle / tick
+
+
+#: CPU time of every Docker container, removed ones included (cgroup v1, cgroupfs driver)
+CONTAINERS_CPU = Path("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage")
+
+
+def containers_cpu() -> float | None:
+    """CPU seconds all Docker containers used since boot, where the cgroup tells."""
+    try:
+        return int(CONTAINERS_CPU.read_text()) / 1e9
+    except (OSError, ValueError):
+        return None
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process and its reaped children used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def watch_cpu(services: Services) -> Iterator[dict[str, float]]:
+    """The machine's busy and idle CPU seconds while the block runs, and each
+    service's own (containers run under dockerd, not under the executor)."""
+    figures: dict[str, float] = {}
+    start = {name: process_cpu(p.pid) for name, p in services.processes.items()}
+    busy, idle = machine_cpu()
+    sandboxes = containers_cpu()
+    try:
+        yield figures
+    finally:
+        busy_end, idle_end = machine_cpu()
+        figures["machine busy"], figures["machine idle"] = busy_end - busy, idle_end - idle
+        sandboxes_end = containers_cpu()
+        if sandboxes is not None and sandboxes_end is not None:
+            figures["sandbox containers"] = sandboxes_end - sandboxes
+        for name, process in services.processes.items():
+            with contextlib.suppress(OSError):
+                figures[name] = process_cpu(process.pid) - start.get(name, 0.0)
 
 
 @contextmanager
@@ -156,6 +206,31 @@ def report(stack: Stack, run_id: str, seconds: float) -> None:
     print("  metrics: " + ", ".join(f"{r['name']} {float(r['value']):.2f}" for r in table))
 
 
+def agreement(stack: Stack, run_a: str, run_b: str) -> None:
+    """Print how often two runs' executions of the same (solution, test) agree."""
+    row = query(
+        stack,
+        """SELECT count(*) AS pairs, count(*) FILTER (WHERE a.passed = b.passed) AS same,
+                  count(*) FILTER (WHERE a.passed AND NOT b.passed) AS a_only,
+                  count(*) FILTER (WHERE b.passed AND NOT a.passed) AS b_only,
+                  count(*) FILTER (WHERE a.outcome = b.outcome) AS same_outcome
+           FROM runs ra JOIN runs rb ON rb.id = $2
+           JOIN executions a ON a.profile = ra.exec_profile
+           JOIN executions b ON b.profile = rb.exec_profile
+                AND b.solution_id = a.solution_id AND b.unit_test_id = a.unit_test_id
+           WHERE ra.id = $1""",
+        uuid.UUID(run_a),
+        uuid.UUID(run_b),
+    )[0]
+    pairs = max(int(row["pairs"]), 1)
+    print(
+        f"  agreement with the first run: {row['same']} of {row['pairs']} pairs "
+        f"({100 * int(row['same']) / pairs:.2f}%) same pass bit, "
+        f"{100 * int(row['same_outcome']) / pairs:.2f}% same outcome; passes only in the "
+        f"first run {row['a_only']}, only in this one {row['b_only']}"
+    )
+
+
 def main() -> None:
     """Parse arguments, run the set through a fresh slice of the stack, print figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -165,6 +240,11 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=100, help="test samples a problem")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared reference data")
     parser.add_argument("--rescore", action="store_true", help="submit the run a second time")
+    parser.add_argument(
+        "--then-adaptive",
+        action="store_true",
+        help="then submit it with --adaptive and compare the verdicts",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for a run")
     parser.add_argument(
@@ -190,17 +270,27 @@ def main() -> None:
         if args.problems is not None:
             run_args += ["--problems", str(args.problems)]
         run_args += args.run_arg
+        passes = [("cold cache:", run_args)]
+        if args.rescore:
+            passes.append(("rescore (warm cache):", run_args))
+        if args.then_adaptive:
+            passes.append(("adaptive limit (--adaptive), cold cache:", [*run_args, "--adaptive"]))
+        first_run = ""
         with contextmanager(run_services)(stack, args.executors, **extra) as services:
-            for attempt in range(2 if args.rescore else 1):
-                with watch_rss(services) as peaks:
+            for title, submitted in passes:
+                with watch_rss(services) as peaks, watch_cpu(services) as cpu:
                     t0 = time.perf_counter()
-                    run_id = submit(stack, *run_args)
+                    run_id = submit(stack, *submitted)
                     wait_run_finished(stack, services, run_id, timeout=args.timeout)
                     seconds = time.perf_counter() - t0
-                print("rescore (warm cache):" if attempt else "cold cache:")
+                print(title)
                 report(stack, run_id, seconds)
+                if first_run and "--adaptive" in submitted:
+                    agreement(stack, first_run, run_id)
+                first_run = first_run or run_id
                 memory = ", ".join(f"{name} {mb:.0f} MiB" for name, mb in sorted(peaks.items()))
                 print(f"  executor peak resident memory: {memory}")
+                print("  CPU seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items()))
     finally:
         if args.keep:
             print(f"kept database {stack.database} (queue prefix {stack.queue_prefix})")

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import fcntl
 import functools
 import gc
 import json
@@ -831,35 +832,44 @@ class Zygote:
     forking process this idle is what makes a fork cheap: the scheduler's own
     bookkeeping would otherwise copy a few hundred pages after every fork.
 
+    The first zygote of a batch is forked before the batch is read, so that its heap
+    (which every fork copies the page tables of, and every pair's exit unmaps) holds
+    the interpreter and the runner only; the texts stay in a memory file
+    (:class:`TextFile`) and are read when a pair needs them, compiled once.
+
     File descriptors it keeps (and every pair inherits): 0-2 on ``/dev/null``, 3 the
     shared result socket (datagrams to the scheduler; each pair signs its own with its
-    nonce), 4 its control socket (closed by each pair).
+    nonce), 4 its control socket and 5 the texts file (both closed by each pair).
 
-    Requests (scheduler to zygote, one datagram each): ``index probe nonce cpu_s``.
-    Messages back: ``S index pid split`` (started), ``E index detail`` (does not
+    Requests (scheduler to zygote, one datagram each): first ``I`` (the texts file is
+    written), then ``index probe nonce cpu_s code solution test`` (text indices, -1 for
+    none). Messages back: ``S index pid split`` (started), ``E index detail`` (does not
     compile), ``B index`` (cannot fork now), ``X pid status`` (a child was reaped).
     """
 
-    def __init__(
-        self, pairs: list[Pair], texts: list[str], limits: Limits, snapshot: Snapshot
-    ) -> None:
-        self.pairs = pairs
-        self.texts = texts
-        self.limits = limits
+    def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.guard = Guard(snapshot)
+        self.texts: TextFile | None = None
         self.compiled: dict[int, CodeType | str | None] = {}
         self.futures: dict[int, bool] = {}
 
-    def serve(self, control_fd: int, results_fd: int) -> NoReturn:
-        """Answer requests until the scheduler closes its end; reap exited children
-        between requests (at least every ``REAP_SECONDS``)."""
-        high_control, high_results = os.dup(control_fd), os.dup(results_fd)
-        os.dup2(high_results, 3)
-        os.dup2(high_control, 4)
-        os.closerange(5, 1 << 20)
+    def serve(self, control_fd: int, results_fd: int, texts_fd: int) -> NoReturn:
+        """Wait for the texts, then answer requests until the scheduler closes its end;
+        reap exited children between requests (at least every ``REAP_SECONDS``)."""
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in (results_fd, control_fd, texts_fd)]
+        for target, fd in enumerate(high, start=3):
+            os.dup2(fd, target)
+        os.closerange(6, 1 << 20)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=4)
-        self._confine()
+        try:
+            start = sock.recv(16)
+        except OSError:
+            os._exit(1)
+        if start != b"I":
+            os._exit(0)
+        self.texts = TextFile(5)
+        self._confine(self.texts.limits)
         sys.addaudithook(self.guard)
         _warm_pair_path(self.snapshot)
         while True:
@@ -884,7 +894,7 @@ class Zygote:
                 return
             sock.send(b"X %d %d" % (pid, status))
 
-    def _confine(self) -> None:
+    def _confine(self, limits: Limits) -> None:
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -899,53 +909,52 @@ class Zygote:
             _PRCTL(PR_SET_DUMPABLE, 0)  # siblings must not open a pair's /proc files
         mib = 1 << 20
         for res, value in (
-            (resource.RLIMIT_AS, self.limits.address_space_mb * mib),
-            (resource.RLIMIT_FSIZE, self.limits.file_size_mb * mib),
+            (resource.RLIMIT_AS, limits.address_space_mb * mib),
+            (resource.RLIMIT_FSIZE, limits.file_size_mb * mib),
             (resource.RLIMIT_CORE, 0),
-            (resource.RLIMIT_NOFILE, self.limits.open_files),
+            (resource.RLIMIT_NOFILE, limits.open_files),
         ):
             with contextlib.suppress(ValueError, OSError):
                 resource.setrlimit(res, (value, value))
 
+    def _text(self, index: int) -> str:
+        assert self.texts is not None
+        return self.texts.text(index)
+
     def _code(self, index: int) -> CodeType | str | None:
-        """The compiled text (a string: why it does not compile; None: too large)."""
+        """The compiled text (a string: why it does not compile; None: too large).
+        Also notes whether it may hold a ``__future__`` import (it changes how the text
+        after it compiles, so such a pair's parts are compiled together)."""
         if index not in self.compiled:
-            text = self.texts[index]
+            text = self._text(index)
+            self.futures[index] = "__future__" in text
             self.compiled[index] = _compile(text) if len(text) <= MAX_PARENT_COMPILE_CHARS else None
         return self.compiled[index]
 
-    def _future(self, index: int) -> bool:
-        """Whether a text may hold a ``__future__`` import (it changes how the text after
-        it compiles, so such a pair's parts are compiled together)."""
-        if index not in self.futures:
-            self.futures[index] = "__future__" in self.texts[index]
-        return self.futures[index]
-
-    def _parts(self, pair: Pair) -> Parts | str:
+    def _parts(self, code: int, solution: int, test: int) -> Parts | str:
         """(solution, rest) to exec in order, or why the module does not compile."""
-        if pair.code is not None:
-            code = self._code(pair.code)
-            if code is None:
-                return None, self.texts[pair.code]  # compiled by the child
-            return code if isinstance(code, str) else (None, code)
-        assert pair.solution is not None and pair.test is not None
-        solution, test = self._code(pair.solution), self._code(pair.test)
-        separable = not (self._future(pair.solution) or self._future(pair.test))
-        if isinstance(solution, CodeType) and isinstance(test, CodeType) and separable:
-            return solution, test
+        if code >= 0:
+            compiled = self._code(code)
+            if compiled is None:
+                return None, self._text(code)  # compiled by the child
+            return compiled if isinstance(compiled, str) else (None, compiled)
+        first, second = self._code(solution), self._code(test)
+        separable = not (self.futures[solution] or self.futures[test])
+        if isinstance(first, CodeType) and isinstance(second, CodeType) and separable:
+            return first, second
         # exact fallback: the two parts may only compile (or only mean the same)
         # together, so compile the whole module
-        whole = self.texts[pair.solution] + "\n\n" + self.texts[pair.test]
+        whole = self._text(solution) + "\n\n" + self._text(test)
         if len(whole) > MAX_PARENT_COMPILE_CHARS:
             return None, whole
-        code = _compile(whole)
-        return code if isinstance(code, str) else (None, code)
+        compiled = _compile(whole)
+        return compiled if isinstance(compiled, str) else (None, compiled)
 
     def _start(self, request: bytes) -> bytes:
-        """Fork the pair of ``request`` (``index probe nonce cpu_s``)."""
+        """Fork the pair of ``request`` (``index probe nonce cpu_s code solution test``)."""
         fields = request.split()
         index = int(fields[0])
-        parts = self._parts(self.pairs[index])
+        parts = self._parts(int(fields[4]), int(fields[5]), int(fields[6]))
         if isinstance(parts, str):
             return b"E %d " % index + parts.encode("utf-8", "replace")
         gc.freeze()  # the child's garbage collections then skip (and copy) none of ours
@@ -959,8 +968,117 @@ class Zygote:
         return b"S %d %d %d" % (index, pid, parts[0] is not None)
 
 
-def _serve(zygote: Zygote, control_fd: int, results_fd: int) -> None:
-    zygote.serve(control_fd, results_fd)
+def _serve(zygote: Zygote, control_fd: int, results_fd: int, texts_fd: int) -> None:
+    zygote.serve(control_fd, results_fd, texts_fd)
+
+
+def _pread_exact(fd: int, n: int, offset: int) -> bytes:
+    chunks: list[bytes] = []
+    while n > 0:
+        chunk = os.pread(fd, min(n, 1 << 24), offset)
+        if not chunk:
+            raise EOFError("texts file ended early")
+        chunks.append(chunk)
+        n -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def write_texts(fd: int, texts: list[str], limits: object) -> None:
+    """Write the batch's texts and limits to the memory file ``fd`` (see :class:`TextFile`)."""
+    blobs = [t.encode("utf-8", "surrogatepass") for t in texts]
+    offsets: list[int] = []
+    position = 0
+    for blob in blobs:
+        offsets += [position, len(blob)]
+        position += len(blob)
+    header = json.dumps({"limits": limits, "offsets": offsets}).encode()
+    data = memoryview(HEADER.pack(len(header)) + header + b"".join(blobs))
+    os.ftruncate(fd, 0)
+    written = 0
+    while written < len(data):
+        written += os.pwrite(fd, data[written:], written)
+
+
+class TextFile:
+    """The zygote's view of the texts file: an 8-byte header length, a JSON header
+    ``{"limits", "offsets": [offset, length, ...]}``, then each text's UTF-8 bytes."""
+
+    def __init__(self, fd: int) -> None:
+        (length,) = HEADER.unpack(_pread_exact(fd, HEADER.size, 0))
+        header = json.loads(_pread_exact(fd, length, HEADER.size))
+        self.fd = fd
+        self.base = HEADER.size + length
+        self.offsets: list[int] = header["offsets"]
+        self.limits = Limits.from_json(header.get("limits"))
+
+    def text(self, index: int) -> str:
+        """Text ``index`` of the batch."""
+        offset, length = self.offsets[2 * index], self.offsets[2 * index + 1]
+        return _pread_exact(self.fd, length, self.base + offset).decode("utf-8", "surrogatepass")
+
+
+class ZygoteLink:
+    """The scheduler's end of the zygote: its pid and control socket, the result
+    socket its pairs write to, and the memory file with the batch's texts.
+
+    Created before the batch is read (the first zygote is forked from a runner whose
+    heap holds no batch); a zygote forked again later (the first one was killed) is
+    told at once that the texts are there.
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ours.setblocking(False)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.results, self.results_child = ours, theirs.detach()
+        self.texts_fd = os.memfd_create("coderm-texts")
+        self.loaded = False
+        self.sock: socket.socket | None = None
+        self.pid = 0
+        self.spawn()
+
+    def spawn(self) -> None:
+        """Fork a zygote (told to start if the texts are loaded)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        zygote = Zygote(self.snapshot)
+        serve = functools.partial(
+            _serve, zygote, theirs.fileno(), self.results_child, self.texts_fd
+        )
+        pid = os.fork()
+        if pid == 0:
+            _child_main(serve)
+        theirs.close()
+        self.sock, self.pid = ours, pid
+        if self.loaded:
+            ours.send(b"I")
+        ours.setblocking(False)
+
+    def load(self, texts: list[str], limits: object) -> None:
+        """Write the batch's texts and limits and let the zygote start."""
+        assert self.sock is not None
+        write_texts(self.texts_fd, texts, limits)
+        self.loaded = True
+        self.sock.setblocking(True)
+        self.sock.send(b"I")
+        self.sock.setblocking(False)
+
+    def stop(self) -> None:
+        """Close the control socket (the zygote exits) and wait for the zygote."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+    def close(self) -> None:
+        """Stop the zygote and release the sockets and the texts file."""
+        self.stop()
+        self.results.close()
+        for fd in (self.results_child, self.texts_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class PairPool:
@@ -982,20 +1100,13 @@ class PairPool:
     """
 
     def __init__(
-        self,
-        pairs: list[Pair],
-        texts: list[str],
-        limits: Limits,
-        out: Output,
-        parallel: int,
-        snapshot: Snapshot,
+        self, pairs: list[Pair], limits: Limits, out: Output, parallel: int, link: ZygoteLink
     ) -> None:
         self.pairs = pairs
-        self.texts = texts
         self.limits = limits
         self.out = out
         self.parallel = max(1, parallel)
-        self.snapshot = snapshot
+        self.link = link
         self.groups: list[Group] = []
         by_solution: dict[int, Group] = {}
         for pair in pairs:
@@ -1019,32 +1130,21 @@ class PairPool:
         self.slowest: dict[int, float] = {}
         self.finished: dict[int, int] = {}
         self.dirty = False
-        self.sock: socket.socket | None = None
-        self.results: socket.socket | None = None
-        self.results_child = -1
-        self.zygote = 0
+        self.sock = link.sock
+        self.results = link.results
+        self.zygote = link.pid
         self.ended: deque[int] = deque(maxlen=64)  # pids of pairs that ended lately
 
     # ---------------------------------------------------------------- scheduling
 
     def run(self) -> None:
-        """Run every pair and report each result."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        ours.setblocking(False)
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.results, self.results_child = ours, theirs.detach()
-        self._spawn_zygote()
-        try:
-            self._loop()
-            for pair in self.solo:
-                pair.solo = True
-            self.groups = [Group(pending=deque(self.solo), state=KNOWN_OK)] if self.solo else []
-            self.first, self.parallel, self.solo = 0, 1, []
-            self._loop()
-        finally:
-            self._stop_zygote()
-            ours.close()
-            os.close(self.results_child)
+        """Run every pair and report each result (the link's texts are loaded)."""
+        self._loop()
+        for pair in self.solo:
+            pair.solo = True
+        self.groups = [Group(pending=deque(self.solo), state=KNOWN_OK)] if self.solo else []
+        self.first, self.parallel, self.solo = 0, 1, []
+        self._loop()
 
     def _loop(self) -> None:
         while True:
@@ -1105,29 +1205,12 @@ class PairPool:
 
     # ---------------------------------------------------------------- the zygote
 
-    def _spawn_zygote(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        zygote = Zygote(self.pairs, self.texts, self.limits, self.snapshot)
-        pid = os.fork()
-        if pid == 0:
-            _child_main(functools.partial(_serve, zygote, theirs.fileno(), self.results_child))
-        theirs.close()
-        ours.setblocking(False)
-        self.sock, self.zygote = ours, pid
-
-    def _stop_zygote(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.zygote, 0)
-
     def _zygote_lost(self) -> None:
         """The zygote is gone (a pair killed it): give up every pair in flight (each
         runs again alone) and start a new zygote."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.zygote, signal.SIGKILL)
-        self._stop_zygote()
+        self.link.stop()
         for run in list(self.running.values()):
             if run.pid:
                 _kill_group(run.pid)
@@ -1137,7 +1220,8 @@ class PairPool:
         self.running.clear()
         self.starting.clear()
         self.by_pid.clear()
-        self._spawn_zygote()
+        self.link.spawn()
+        self.sock, self.zygote = self.link.sock, self.link.pid
 
     def _on_zygote(self) -> None:
         """Handle every message the zygote has sent."""
@@ -1202,7 +1286,19 @@ class PairPool:
         limit = self._limit(pair)
         kill_after = max(pair.kill_after, limit)
         nonce = os.urandom(8).hex()
-        request = b"%d %d %s %d" % (pair.index, probe, nonce.encode(), int(kill_after) + 2)
+        code, solution, test = (
+            -1 if t is None else t for t in (pair.code, pair.solution, pair.test)
+        )
+        cpu_s = int(kill_after) + 2
+        request = b"%d %d %s %d %d %d %d" % (
+            pair.index,
+            probe,
+            nonce.encode(),
+            cpu_s,
+            code,
+            solution,
+            test,
+        )
         try:
             self.sock.send(request)
         except OSError:
@@ -1686,8 +1782,15 @@ def _runner_failed(exc: BaseException, keys: Iterator[str] | list[str], out: Out
         out.result(key, SANDBOX_ERROR, detail=detail)
 
 
-def run_batch(batch: JsonDict, out: Output) -> None:
-    """Unittest pairs first (concurrently), then assert jobs one by one."""
+def start_zygote() -> ZygoteLink:
+    """Warm the interpreter, take the unittest snapshot and fork the first zygote."""
+    warm_up()
+    return ZygoteLink(Snapshot())
+
+
+def run_batch(batch: JsonDict, out: Output, link: ZygoteLink | None = None) -> None:
+    """Unittest pairs first (concurrently, forked by ``link``'s zygote: one is started
+    if none is given), then assert jobs one by one."""
     limits = Limits.from_json(batch.get("limits"))
     texts = [str(t) for t in batch.get("texts", [])]
     parallel = int(batch.get("parallel") or (os.cpu_count() or 1) + 1)
@@ -1709,14 +1812,20 @@ def run_batch(batch: JsonDict, out: Output) -> None:
         reported: set[str] = set()
         out.on_result = reported.add
         try:
-            warm_up()
-            PairPool(pairs, texts, limits, out, parallel, Snapshot()).run()
+            link = link if link is not None else start_zygote()
+            link.load(texts, batch.get("limits"))
+            PairPool(pairs, limits, out, parallel, link).run()
         except Exception as exc:
             _runner_failed(exc, [p.key for p in pairs if p.key not in reported], out)
         finally:
             out.on_result = None
+            if link is not None:
+                link.close()
+                link = None
             _cleanup_after_job()
         assert out.count - before == len(pairs)
+    if link is not None:
+        link.close()
     for job in asserts:
         before = out.count
         try:
@@ -1737,6 +1846,7 @@ def main() -> int:
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.close(devnull)
+    link = start_zygote()
     try:
         batch = read_batch(in_fd)
     except Exception as exc:
@@ -1745,7 +1855,7 @@ def main() -> int:
     finally:
         os.close(in_fd)
     out = Output(out_fd)
-    run_batch(batch, out)
+    run_batch(batch, out, link)
     out.done()
     return 0
 

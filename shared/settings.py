@@ -38,9 +38,13 @@ class SandboxSettings(BaseModel):
 
     image: str = "coderm-sandbox:latest"
     docker_url: str | None = None
-    memory_mb: int = 1024
+    memory_mb: int = Field(default_factory=lambda: 512 * (host_cores() + 1))
+    """Per container: 512 MiB for each pair it runs at once (its CPUs + 1)."""
     pids_limit: int = 128
-    cpus: float = 1.0
+    cpus: float = Field(default_factory=lambda: float(host_cores()))
+    """Per container: every host core by default. Limits are effective time (waiting
+    for a CPU is not counted), so containers sharing the cores change no verdict, and
+    a batch that runs alone at the end of a run can use all of them."""
     tmpfs_mb: int = 64
     user: str = "65534:65534"
     container_timeout_s: float = 60.0

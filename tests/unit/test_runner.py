@@ -254,6 +254,34 @@ def test_split_pairs_give_the_verdicts_of_whole_modules() -> None:
         assert all("solution alone" in d for d in skipped), summary(split_results)
 
 
+def test_texts_reach_the_pairs_unchanged() -> None:
+    """The texts go to the zygote through a memory file: non-ASCII text, a text too
+    large for the zygote to compile (the pair's process compiles it) and a lone
+    surrogate (which no module can hold) keep their verdicts."""
+    padding = "# " + "x" * 70 + "\n"
+    large = GOOD + padding * (300_000 // len(padding))
+    unicode = 'NAME = "héllo wörld ✓ 漢字"\n' + GOOD + "assert len(NAME) == 16\n"
+    results = run(
+        [
+            pair_job("unicode", unicode, PAIR_TEST, 1.0, 2.0),
+            pair_job("large", large, PAIR_TEST, 1.0, 2.0),
+            pair_job(
+                "large_wrong", WRONG + padding * (300_000 // len(padding)), PAIR_TEST, 1.0, 2.0
+            ),
+            pair_job("surrogate", GOOD + 'S = "\ud800"\n', PAIR_TEST, 1.0, 2.0),
+            UnittestJob("whole_large", large + "\n\n" + PAIR_TEST, 1.0, 2.0),
+        ]
+    )
+    assert len(large) > 1 << 18
+    assert outcomes(results) == {
+        "unicode": Outcome.PASS,
+        "large": Outcome.PASS,
+        "large_wrong": Outcome.FAIL,
+        "surrogate": Outcome.ERROR,
+        "whole_large": Outcome.PASS,
+    }, summary(results)
+
+
 # solutions (otherwise correct) that try to pass without passing, or to break the runner
 HOSTILE: dict[str, str] = {
     "exit_in_test": GOOD + "import sys\nclass _X:\n    pass\n",  # the test part exits, below
