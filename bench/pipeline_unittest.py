@@ -274,7 +274,12 @@ def main() -> None:
         if args.rescore:
             passes.append(("rescore (warm cache):", run_args))
         if args.then_adaptive:
-            passes.append(("adaptive limit (--adaptive), cold cache:", [*run_args, "--adaptive"]))
+            passes.append(
+                (
+                    "adaptive limit (--adaptive; its own execution profile, labels cached):",
+                    [*run_args, "--adaptive"],
+                )
+            )
         first_run = ""
         with contextmanager(run_services)(stack, args.executors, **extra) as services:
             for title, submitted in passes:
