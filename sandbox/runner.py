@@ -236,15 +236,16 @@ class Clock:
         return (self.now() - self.wall) - (self.delay_of() - self.delay)
 
 
-def _enter_child(keep_fd: int, limits: Limits, cpu_s: int | None) -> None:
-    """Confine a freshly forked child; ``keep_fd`` (its pipe end) becomes fd 3."""
+def _confine(limits: Limits, cpu_s: int | None = None) -> None:
+    """Confine this freshly forked process: own session, stdio on /dev/null, first in
+    line for the OOM killer, not dumpable, the batch's rlimits (and ``RLIMIT_CPU``)."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    os.dup2(keep_fd, 3)  # dup2 clears FD_CLOEXEC on the copy
-    os.closerange(4, 1 << 20)
+    if devnull > 2:
+        os.close(devnull)
     if _PRCTL is not None:
         # the runner is not dumpable, so its children start owning no /proc files:
         # become dumpable just long enough to raise our own oom_score_adj, then stop
@@ -266,6 +267,13 @@ def _enter_child(keep_fd: int, limits: Limits, cpu_s: int | None) -> None:
             continue
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(res, (value, value))
+
+
+def _enter_child(keep_fd: int, limits: Limits, cpu_s: int | None) -> None:
+    """Confine a freshly forked child; ``keep_fd`` (its pipe end) becomes fd 3."""
+    _confine(limits, cpu_s)
+    os.dup2(keep_fd, 3)  # dup2 clears FD_CLOEXEC on the copy
+    os.closerange(4, 1 << 20)
 
 
 def _child_main(body: Callable[[], None]) -> NoReturn:
@@ -869,7 +877,7 @@ class Zygote:
         if start != b"I":
             os._exit(0)
         self.texts = TextFile(5)
-        self._confine(self.texts.limits)
+        _confine(self.texts.limits)
         sys.addaudithook(self.guard)
         _warm_pair_path(self.snapshot)
         while True:
@@ -893,29 +901,6 @@ class Zygote:
             if pid == 0:
                 return
             sock.send(b"X %d %d" % (pid, status))
-
-    def _confine(self, limits: Limits) -> None:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.close(devnull)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if _PRCTL is not None:
-            _PRCTL(PR_SET_DUMPABLE, 1)  # to own our /proc files for a moment
-        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
-            f.write("1000")
-        if _PRCTL is not None:
-            _PRCTL(PR_SET_DUMPABLE, 0)  # siblings must not open a pair's /proc files
-        mib = 1 << 20
-        for res, value in (
-            (resource.RLIMIT_AS, limits.address_space_mb * mib),
-            (resource.RLIMIT_FSIZE, limits.file_size_mb * mib),
-            (resource.RLIMIT_CORE, 0),
-            (resource.RLIMIT_NOFILE, limits.open_files),
-        ):
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(res, (value, value))
 
     def _text(self, index: int) -> str:
         assert self.texts is not None
