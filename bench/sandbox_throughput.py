@@ -1,4 +1,5 @@
-"""What one sandbox batch costs, on synthetic pairs (moved out of the test suite).
+"""What one sandbox batch costs, on synthetic pairs (moved out of the test suite;
+its sample solutions and test are the sandbox tests').
 
     .venv/bin/python -m bench.sandbox_throughput
 
@@ -17,23 +18,7 @@ import aiodocker
 from services.executor.sandbox import AssertCheck, AssertJob, DockerSandbox, pair_job
 from shared.enums import Outcome
 from shared.settings import ExecutorSettings
-
-GOOD = "def add_one(x):\n    return x + 1\n"
-WRONG = "def add_one(x):\n    return x + 2\n"
-TEST = """import unittest
-
-class TestAddOne(unittest.TestCase):
-    def test_small(self):
-        self.assertEqual(add_one(1), 2)
-
-    def test_negative(self):
-        self.assertEqual(add_one(-5), -4)
-
-import io as _io
-import unittest as _unittest
-_suite = _unittest.TestLoader().loadTestsFromTestCase(TestAddOne)
-result = _unittest.TextTestRunner(stream=_io.StringIO()).run(_suite)
-"""
+from tests.integration.test_sandbox import DRIVER, GOOD, TEST, WRONG
 
 
 async def main() -> None:
@@ -43,7 +28,7 @@ async def main() -> None:
     try:
         sandbox = DockerSandbox(docker, settings)
         pairs = [
-            pair_job(f"p{i}", GOOD if i % 2 else WRONG, TEST + f"# {i % 10}\n", 1.0, 2.0)
+            pair_job(f"p{i}", GOOD if i % 2 else WRONG, TEST + DRIVER + f"# {i % 10}\n", 1.0, 2.0)
             for i in range(200)
         ]
         t0 = time.monotonic()
