@@ -1,34 +1,46 @@
-"""What one fork costs in the sandbox: the part of the per-pair overhead no runner design
-that gives every pair a fresh process can avoid.
+"""What a fresh process per pair costs in the sandbox: the part of the per-pair cost no
+runner design that gives every pair a fresh process can avoid.
 
-Runs a script in the sandbox image (``python3 -I -S``, the runner's interpreter) that
-imports the runner and warms it up as the zygote does, then forks N children that exit
-at once, and prints the CPU the children and the forking process used per fork, with
-the runner's heap as it is and with a ballast of resident memory (a fork copies the
-page tables of every resident page, and each child's exit unmaps them):
+Runs scripts in the sandbox image (``python3 -I -S``, the runner's interpreter) that
+import the runner and warm it up as the zygote does, then
 
-    .venv/bin/python -m bench.fork_cost [--forks 400] [--ballast-mb 30]
+1. fork N children that exit at once, and print the CPU the children and the forking
+   process used per fork, with the runner's heap as it is and with a ballast of
+   resident memory (a fork copies the page tables of every resident page, and each
+   child's exit unmaps them);
+2. fork a child per real pair module of the executor benchmark's set (every k-th
+   distinct module, ``--pairs`` of them) that runs the module twice and reports each
+   run's time and page faults: the first run pays a copy of every page it writes
+   that it shares with the forking process (reference counts, allocator state,
+   caches), the second does not. Also what one such page copy costs here.
+
+    .venv/bin/python -m bench.fork_cost [--forks 400] [--ballast-mb 30] [--pairs 400]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 
+from bench.pair_set import build_pairs
 from shared.settings import ExecutorSettings
 
-SCRIPT = """
-import gc, os, resource, sys, time
+PRELUDE = """
+import gc, json, os, resource, signal, statistics, sys, time
 sys.path.insert(0, "/opt/coderm")
-import runner
-runner.warm_up()
+import coderm_runner.batch  # the whole runner, as the zygote has it
+from coderm_runner.warmup import warm_up
+warm_up()
 gc.freeze()
 
 def usage(who):
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime, r.ru_minflt
+"""
 
+FORKS = """
 def rss_mb():
     for line in open("/proc/self/status"):
         if line.startswith("RssAnon:"):
@@ -58,22 +70,110 @@ ballast = b"\\x01" * (ballast_mb << 20)
 forks(f"warmed runner + {ballast_mb} MiB resident", n)
 """
 
+PAIRS = """
+class Stop(BaseException):
+    pass
 
-def main(argv: list[str]) -> int:
-    """Run the measurement in the sandbox image and print its lines."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--forks", type=int, default=400)
-    parser.add_argument("--ballast-mb", type=int, default=30)
-    args = parser.parse_args(argv)
+def stop(_signum, _frame):
+    raise Stop()
+
+def run_once(code):
+    faults0, start = usage(resource.RUSAGE_SELF)[1], time.perf_counter()
+    try:
+        exec(code, {"__name__": "__main__"})
+    except BaseException:
+        pass
+    return (time.perf_counter() - start) * 1e3, usage(resource.RUSAGE_SELF)[1] - faults0
+
+def in_child(body):
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, 1.0, 0.05)
+        resource.setrlimit(resource.RLIMIT_CPU, (3, 3))
+        try:
+            os.write(writer, json.dumps(body()).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    data = b"".join(iter(lambda: os.read(reader, 1 << 16), b""))
+    os.close(reader)
+    os.waitpid(pid, 0)
+    return json.loads(data) if data else None
+
+codes = []
+for text in json.load(sys.stdin):
+    try:
+        codes.append(compile(text, "<coderm>", "exec"))
+    except SyntaxError:
+        pass
+shared = bytearray(4096 * 2000)
+for offset in range(0, len(shared), 4096):
+    shared[offset] = 1
+gc.collect()
+gc.freeze()
+
+def copy_pages():
+    start, faults0 = time.perf_counter(), usage(resource.RUSAGE_SELF)[1]
+    for offset in range(0, len(shared), 4096):
+        shared[offset] = 2
+    return (time.perf_counter() - start) * 1e6, usage(resource.RUSAGE_SELF)[1] - faults0
+
+us, faults = in_child(copy_pages)
+page_us = us / max(faults, 1)
+print(f"one page copy on a child's first write: {page_us:.2f} us ({faults} pages)")
+rows = [in_child(lambda c=c: [run_once(c), run_once(c)]) for c in codes]
+rows = [r for r in rows if r and r[0][0] < 500]  # the pairs that time out are left out
+first, second = [r[0] for r in rows], [r[1] for r in rows]
+def line(label, runs):
+    ms, faults = [m for m, _ in runs], [f for _, f in runs]
+    median, mean = statistics.median, statistics.mean
+    print(f"{label:28s} median {median(ms):5.2f} ms, mean {mean(ms):5.2f} ms;"
+          f" page faults median {median(faults):4.0f}, mean {mean(faults):4.0f}")
+print(f"{len(rows)} pair modules that finish under 0.5 s, each run twice in its own child:")
+line("first run (as a pair runs)", first)
+line("second run, same child", second)
+extra = statistics.mean(f for _, f in first) - statistics.mean(f for _, f in second)
+print(f"first-run faults beyond the second's x {page_us:.2f} us = {extra * page_us / 1e3:.2f} ms"
+      f" of the mean {statistics.mean(m for m, _ in first):.2f} ms a pair")
+"""
+
+
+def _in_image(script: str, args: list[str], stdin: bytes = b"") -> int:
     image = ExecutorSettings().sandbox.image
     command = [
         *("docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", "python3"),
-        *(image, "-I", "-S", "-", str(args.forks), str(args.ballast_mb)),
+        *(image, "-I", "-S", "-c", script, *args),
     ]
-    result = subprocess.run(command, input=SCRIPT.encode(), capture_output=True, check=False)
+    result = subprocess.run(command, input=stdin, capture_output=True, check=False)
     sys.stdout.write(result.stdout.decode())
     sys.stderr.write(result.stderr.decode())
     return result.returncode
+
+
+def pair_modules(count: int) -> list[str]:
+    """Every k-th distinct module of the executor benchmark's set, ``count`` of them."""
+    distinct = list(dict.fromkeys(p.code for p in build_pairs()))
+    step = max(1, len(distinct) // max(count, 1))
+    return distinct[::step][:count]
+
+
+def main(argv: list[str]) -> int:
+    """Run both measurements in the sandbox image and print their lines."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--forks", type=int, default=400)
+    parser.add_argument("--ballast-mb", type=int, default=30)
+    parser.add_argument("--pairs", type=int, default=400, help="0: skip the pair runs")
+    args = parser.parse_args(argv)
+    status = _in_image(PRELUDE + FORKS, [str(args.forks), str(args.ballast_mb)])
+    if status == 0 and args.pairs > 0:
+        modules = json.dumps(pair_modules(args.pairs)).encode()
+        status = _in_image(PRELUDE + PAIRS, [], modules)
+    return status
 
 
 if __name__ == "__main__":

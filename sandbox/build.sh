@@ -4,10 +4,11 @@
 #   1. If the base image coderm-sandbox-base:bookworm is missing, make a minimal
 #      Debian bookworm root file system with python3 by debootstrap (default Debian
 #      archive of debootstrap itself) and `docker import` it.
-#   2. Build coderm-sandbox:latest FROM that base with sandbox/runner.py at
-#      /opt/coderm/runner.py, using the classic builder so nothing is pulled. The
-#      image is labelled with the sha256 of runner.py and of Dockerfile.offline; the
-#      build is skipped when both are unchanged.
+#   2. Build coderm-sandbox:latest FROM that base with sandbox/runner.py and the
+#      package sandbox/coderm_runner/ in /opt/coderm, using the classic builder so
+#      nothing is pulled. The image is labelled with the sha256 of the runner's
+#      sources and of Dockerfile.offline; the build is skipped when both are
+#      unchanged.
 #
 # Run as root (debootstrap needs it). Environment overrides:
 #   CODERM_SANDBOX_IMAGE (default coderm-sandbox:latest)
@@ -19,12 +20,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 image="${CODERM_SANDBOX_IMAGE:-coderm-sandbox:latest}"
 base="${CODERM_SANDBOX_BASE:-coderm-sandbox-base:bookworm}"
 runner="$here/runner.py"
+package="$here/coderm_runner"
 dockerfile="$here/Dockerfile.offline"
 
 log() { printf '[build.sh] %s\n' "$*"; }
 
 command -v docker >/dev/null || { log "docker is not installed"; exit 1; }
-[[ -f "$runner" ]] || { log "missing $runner"; exit 1; }
+[[ -f "$runner" && -f "$package/__init__.py" ]] || { log "missing $runner or $package"; exit 1; }
 [[ -f "$dockerfile" ]] || { log "missing $dockerfile"; exit 1; }
 
 tmp=""
@@ -66,7 +68,9 @@ else
 fi
 
 # ---- 2. final image --------------------------------------------------------------
-runner_sha="$(sha256sum "$runner" | cut -d' ' -f1)"
+# the runner's sources, in a fixed order: names and contents
+sources=("$runner" "$package"/*.py)
+runner_sha="$(for f in "${sources[@]}"; do basename "$f"; cat "$f"; done | sha256sum | cut -d' ' -f1)"
 dockerfile_sha="$(sha256sum "$dockerfile" | cut -d' ' -f1)"
 base_id="$(docker image inspect -f '{{.Id}}' "$base")"
 
@@ -78,15 +82,17 @@ if [[ "${FORCE:-0}" != 1 \
     && "$(current coderm.runner.sha256)" == "$runner_sha" \
     && "$(current coderm.dockerfile.sha256)" == "$dockerfile_sha" \
     && "$(current coderm.base.id)" == "$base_id" ]]; then
-    log "image $image up to date (runner.py sha256 $runner_sha), nothing to do"
+    log "image $image up to date (runner sha256 $runner_sha), nothing to do"
     exit 0
 fi
 
 old_id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
 tmp="$(mktemp -d "${TMPDIR:-/var/tmp}/coderm-build.XXXXXX")"
 install -m 0644 "$runner" "$tmp/runner.py"
+install -d "$tmp/coderm_runner"
+install -m 0644 "$package"/*.py "$tmp/coderm_runner/"
 install -m 0644 "$dockerfile" "$tmp/Dockerfile"
-log "building $image FROM $base (runner.py sha256 $runner_sha)"
+log "building $image FROM $base (runner sha256 $runner_sha)"
 # classic builder: uses the local base image and never tries to pull it
 if ! DOCKER_BUILDKIT=0 docker build --quiet \
     --build-arg "BASE=$base" \

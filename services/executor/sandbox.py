@@ -1,12 +1,12 @@
 """Run batches of unit-test executions in a locked-down Docker container.
 
-One container per batch, running ``sandbox/runner.py`` (see there for the verdict
-rules), which runs up to ``parallel`` unittest pairs at once. Transport: the batch goes
-in through the container's stdin over a hijacked ``attach`` connection as a
-length-prefixed, zlib-compressed JSON payload (so no EOF or half-close is needed), each
-distinct code text once; the results come back as JSON lines on the same connection's
-stdout. The container is always force-deleted afterwards, also on errors and
-cancellation.
+One container per batch, running ``sandbox/runner.py`` (the package
+``sandbox/coderm_runner``: see there for the verdict rules), which runs up to
+``parallel`` unittest pairs at once. Transport: the batch goes in through the
+container's stdin over a hijacked ``attach`` connection as a length-prefixed,
+zlib-compressed JSON payload (so no EOF or half-close is needed), each distinct code
+text once; the results come back as JSON lines on the same connection's stdout. The
+container is always force-deleted afterwards, also on errors and cancellation.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ DEADLINE_LABEL = f"{LABEL}.deadline"
 RUNNER_PATH = "/opt/coderm/runner.py"
 ENTRYPOINT = ["python3", "-I", "-S", RUNNER_PATH]
 
-# must match sandbox/runner.py
+# must match sandbox/coderm_runner/common.py
 _MAGIC = b"CODERM1\n"
 _HEADER = struct.Struct(">Q")
 

@@ -1,0 +1,71 @@
+"""Warming the interpreter before any fork: modules candidate code commonly imports,
+and a small test module run until the interpreter has specialised unittest's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+
+# Modules candidate code commonly imports: importing them once here makes every pair
+# that imports them cheaper. Rarely used heavier ones (decimal, statistics, datetime,
+# hashlib) are left out: every fork pays for the runner's size. Failures are ignored
+# (the image may lack some).
+for _name in (
+    "bisect",
+    "collections",
+    "copy",
+    "functools",
+    "heapq",
+    "itertools",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "string",
+    "typing",
+):
+    with contextlib.suppress(Exception):
+        __import__(_name)
+
+
+WARM_UP = """
+import io
+import unittest
+
+def _f(x):
+    return x + 1
+
+class _T(unittest.TestCase):
+    def test_ok(self):
+        self.assertEqual(_f(1), 2)
+        self.assertTrue(_f(0))
+        self.assertIn(1, [1])
+        assert _f(2) == 3
+
+    def test_fail(self):
+        self.assertEqual([_f(1), 2], [3, 4])
+
+    def test_assert(self):
+        assert _f(1) == 5
+
+    def test_error(self):
+        raise ValueError("x")
+
+    def test_raises(self):
+        with self.assertRaises(ZeroDivisionError):
+            1 / 0
+
+suite = unittest.TestLoader().loadTestsFromTestCase(_T)
+result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=2).run(suite)
+"""
+
+
+def warm_up(rounds: int = 10) -> None:
+    """Run a small test module here, before forking: the interpreter specialises the
+    unittest code it runs and loads what failures need, so that pairs forked later
+    copy fewer pages doing it themselves."""
+    code = compile(WARM_UP, "<warm-up>", "exec")
+    for _ in range(rounds):
+        exec(code, {"__name__": "__coderm_warm_up__"})
+    gc.collect()
