@@ -23,6 +23,7 @@ from typing import Any
 
 import aiodocker
 
+from services.executor.json_lines import read_json_lines
 from services.executor.sandbox import DockerSandbox
 from shared.oracle import Expected, Oracle
 from shared.pyliteral import LiteralError, decode
@@ -107,21 +108,16 @@ def _expected(line: dict[str, Any], oracle: Oracle) -> Expected | str:
 def parse_results(stdout: bytes, problems: Sequence[CanonicalRun]) -> dict[str, Expected | str]:
     """Each problem's outputs (or the reason it has none) from the container's stdout."""
     by_id = {p.task_id: p for p in problems}
-    results: dict[str, Expected | str] = {}
-    done = False
-    for raw in stdout.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except ValueError as error:
-            raise ExpectedOutputsError(f"unparsable sandbox output: {raw[:200]!r}") from error
-        if line.get("done") is True:
-            done = True
-        elif line.get("task_id") in by_id:
-            results[line["task_id"]] = _expected(line, by_id[line["task_id"]].oracle)
-    if not done:
+    try:
+        lines = read_json_lines(stdout)
+    except ValueError as error:
+        raise ExpectedOutputsError(f"sandbox output: {error}") from error
+    if not lines.done:
         raise ExpectedOutputsError("sandbox output has no end marker")
+    results: dict[str, Expected | str] = {}
+    for line in lines.records:
+        if line.get("task_id") in by_id:
+            results[line["task_id"]] = _expected(line, by_id[line["task_id"]].oracle)
     for task_id in by_id.keys() - results.keys():
         results[task_id] = "no result from the sandbox"
     return results

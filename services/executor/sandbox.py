@@ -25,6 +25,7 @@ from typing import Any
 import aiodocker
 from aiodocker.containers import DockerContainer
 
+from services.executor.json_lines import read_json_lines
 from shared.enums import Outcome
 from shared.profiles import SANDBOX_VERSION, AdaptiveLimit
 from shared.settings import SandboxSettings
@@ -217,22 +218,17 @@ def _opt_float(value: object) -> float | None:
 def parse_output(stdout: bytes, expected: Sequence[str]) -> dict[str, JobResult]:
     """Parse the runner's JSON lines; SandboxError unless every key got a result."""
     wanted = set(expected)
+    try:
+        lines = read_json_lines(stdout)
+    except ValueError as exc:
+        raise SandboxError(f"runner output: {exc}") from exc
     results: dict[str, JobResult] = {}
-    done = False
-    for raw in stdout.splitlines():
-        if not raw.strip():
-            continue
+    for line in lines.records:
         try:
-            line = json.loads(raw)
-            if not isinstance(line, dict):
-                raise ValueError("not an object")
-            if line.get("done") is True:
-                done = True
-                continue
             key = line["key"]
             outcome = Outcome(line["outcome"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise SandboxError(f"unparsable runner output line {raw[:200]!r}: {exc}") from exc
+            raise SandboxError(f"runner output line {str(line)[:200]}: {exc!r}") from exc
         if key not in wanted:
             raise SandboxError(f"runner reported an unknown key {key!r}")
         detail = line.get("detail")
@@ -248,7 +244,7 @@ def parse_output(stdout: bytes, expected: Sequence[str]) -> dict[str, JobResult]
         if previous is not None and _SEVERITY[previous.outcome] >= _SEVERITY[outcome]:
             continue
         results[key] = result
-    if not done:
+    if not lines.done:
         raise SandboxError("runner output has no end marker")
     missing = wanted - results.keys()
     if missing:

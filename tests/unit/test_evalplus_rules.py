@@ -311,3 +311,7 @@ def test_parse_results_validates_counts_and_keeps_reasons() -> None:
     assert parse_results(done, [_run()]) == {"T/1": "no result from the sandbox"}
     with pytest.raises(ExpectedOutputsError, match="end marker"):
         parse_results(good, [_run()])
+    with pytest.raises(ExpectedOutputsError, match="not an object"):
+        parse_results(b'"T/1"\n' + done, [_run()])
+    with pytest.raises(ExpectedOutputsError, match="unparsable"):
+        parse_results(b"{oops\n" + done, [_run()])

@@ -165,6 +165,9 @@ def test_garbage_input_exits_non_zero() -> None:
         (b"", "end marker"),
         (b'{"done": true, "results": 0}\n', "lacks"),
         (b"not json\n", "unparsable"),
+        (b'[1]\n{"done": true}\n', "not an object"),
+        (b'{"key": "k"}\n{"done": true}\n', "outcome"),
+        (b'{"key": "k", "outcome": "maybe"}\n{"done": true}\n', "maybe"),
     ],
 )
 def test_parse_output_rejects_incomplete_output(stdout: bytes, message: str) -> None:
