@@ -47,12 +47,6 @@ def read_batch(fd: int) -> JsonDict:
     return batch
 
 
-def encode_batch(batch: JsonDict) -> bytes:
-    """The runner's input format (used by the driver and the tests)."""
-    data = zlib.compress(json.dumps(batch).encode(), 6)
-    return MAGIC + HEADER.pack(len(data)) + data
-
-
 def _job_keys(job: object) -> Iterator[str]:
     if not isinstance(job, dict):
         return
