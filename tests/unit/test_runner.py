@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.coderm_runner import common as runner_common
 from services.executor import sandbox as driver
 from services.executor.sandbox import (
     AssertCheck,
@@ -54,6 +55,13 @@ def run(
         check=True,
     )
     return parse_output(proc.stdout, driver.result_keys(jobs))
+
+
+def test_driver_and_runner_agree_on_the_wire_format() -> None:
+    """The runner ships alone in the image, so both sides define the input's framing;
+    they must be the same bytes (a mismatch would make every batch unreadable)."""
+    assert driver._MAGIC == runner_common.MAGIC
+    assert driver._HEADER.format == runner_common.HEADER.format
 
 
 def outcomes(results: dict[str, driver.JobResult]) -> dict[str, Outcome]:
