@@ -12,9 +12,15 @@ import the runner and warm it up as the zygote does, then
    distinct module, ``--pairs`` of them) that runs the module twice and reports each
    run's time and page faults: the first run pays a copy of every page it writes
    that it shares with the forking process (reference counts, allocator state,
-   caches), the second does not. Also what one such page copy costs here.
+   caches), the second does not. Also what one such page copy costs here;
+3. drive the runner's real zygote through its control socket with the real pairs of
+   the first ``--zygote-problems`` problems (solution and test texts compiled once,
+   as in a batch), three in flight as the scheduler keeps them, and print what the
+   zygote itself spends a fork, next to a bare fork loop from the same warmed heap:
+   every page the forking process writes while a child still shares it is copied.
 
     .venv/bin/python -m bench.fork_cost [--forks 400] [--ballast-mb 30] [--pairs 400]
+        [--zygote-problems 30]
 """
 
 from __future__ import annotations
@@ -143,6 +149,96 @@ print(f"first-run faults beyond the second's x {page_us:.2f} us = {extra * page_
 """
 
 
+ZYGOTE = """
+import json, os, resource, select, signal, sys, time
+sys.path.insert(0, "/opt/coderm")
+from coderm_runner import batch
+
+KEEP, DEADLINE_S = 3, 2.0
+stdin = json.load(sys.stdin)
+texts, pairs = stdin["texts"], stdin["pairs"]
+link = batch.start_zygote()  # warmed, snapshot taken, zygote forked: as the runner does
+link.load(texts, None)
+
+def zygote_usage():
+    with open(f"/proc/{link.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, int(fields[7])
+
+def drive():
+    # KEEP pairs in flight, as the scheduler keeps them; a pair is killed by its
+    # RLIMIT_CPU of 1 s or, if it sleeps, here after DEADLINE_S
+    sock, results = link.sock, link.results
+    sent = done = forks = 0
+    started = {}
+    def request():
+        nonlocal sent
+        solution, test = pairs[sent]
+        sock.send(b"%d 0 %016x 1 -1 %d %d" % (sent, sent, solution, test))
+        sent += 1
+    for _ in range(min(KEEP, len(pairs))):
+        request()
+    while done < len(pairs):
+        select.select([sock.fileno(), results.fileno()], [], [], 0.05)
+        now = time.monotonic()
+        for pid in [p for p, t0 in started.items() if now - t0 > DEADLINE_S]:
+            os.kill(pid, signal.SIGKILL)
+            del started[pid]
+        try:
+            while True:
+                results.recv(1 << 16)
+        except BlockingIOError:
+            pass
+        try:
+            while True:
+                kind, first, rest = (sock.recv(1 << 16).split(b" ", 2) + [b""])[:3]
+                if kind == b"S":
+                    started[int(rest.split()[0])] = now
+                    forks += 1
+                    continue
+                if kind == b"X":
+                    started.pop(int(first), None)
+                done += 1
+                if sent < len(pairs):
+                    request()
+        except BlockingIOError:
+            pass
+    return forks
+
+cpu0, faults0 = zygote_usage()
+start = time.perf_counter()
+forks = drive()
+wall = time.perf_counter() - start
+cpu1, faults1 = zygote_usage()
+link.stop()
+print(f"the zygote in its loop ({len(pairs)} real pairs of {len(texts)} texts, {KEEP} at a time):"
+      f" {(cpu1 - cpu0) / forks * 1e3:5.2f} ms of CPU and {(faults1 - faults0) / forks:4.0f}"
+      f" page faults a fork ({forks} forks)", flush=True)
+
+def bare(n, alive_s):
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    children = set()
+    for _ in range(n):
+        while len(children) >= KEEP:
+            children.discard(os.waitpid(-1, 0)[0])
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(alive_s)
+            os._exit(0)
+        children.add(pid)
+    while children:
+        children.discard(os.waitpid(-1, 0)[0])
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / n * 1e3
+    print(f"a bare fork loop from the same warmed heap (children alive {alive_s * 1e3:.1f} ms,"
+          f" {KEEP} at a time): {cpu:5.2f} ms of CPU and {(r1.ru_minflt - r0.ru_minflt) / n:4.0f}"
+          f" page faults a fork", flush=True)
+
+bare(min(forks, 2000), 0.002)
+"""
+
+
 def _in_image(script: str, args: list[str], stdin: bytes = b"") -> int:
     image = ExecutorSettings().sandbox.image
     command = [
@@ -162,17 +258,38 @@ def pair_modules(count: int) -> list[str]:
     return distinct[::step][:count]
 
 
+def zygote_batch(problems: int) -> bytes:
+    """The pairs of the first ``problems`` problems of the set as a batch for the real
+    zygote: each distinct solution and test text once, pairs as two text indices."""
+    texts: dict[str, int] = {}
+    pairs: list[tuple[int, int]] = []
+    tasks: list[str] = []
+    for pair in build_pairs():
+        if pair.task_id not in tasks:
+            if len(tasks) == problems:
+                break
+            tasks.append(pair.task_id)
+        solution = texts.setdefault(pair.solution, len(texts))
+        pairs.append((solution, texts.setdefault(pair.test, len(texts))))
+    return json.dumps({"texts": list(texts), "pairs": pairs}).encode()
+
+
 def main(argv: list[str]) -> int:
-    """Run both measurements in the sandbox image and print their lines."""
+    """Run the three measurements in the sandbox image and print their lines."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--forks", type=int, default=400)
     parser.add_argument("--ballast-mb", type=int, default=30)
     parser.add_argument("--pairs", type=int, default=400, help="0: skip the pair runs")
+    parser.add_argument(
+        "--zygote-problems", type=int, default=30, help="0: skip the zygote's own cost"
+    )
     args = parser.parse_args(argv)
     status = _in_image(PRELUDE + FORKS, [str(args.forks), str(args.ballast_mb)])
     if status == 0 and args.pairs > 0:
         modules = json.dumps(pair_modules(args.pairs)).encode()
         status = _in_image(PRELUDE + PAIRS, [], modules)
+        if status == 0 and args.zygote_problems > 0:
+            status = _in_image(ZYGOTE, [], zygote_batch(args.zygote_problems))
     return status
 
 
