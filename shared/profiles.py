@@ -2,8 +2,8 @@
 
 An execution result is reusable exactly when the solution, the test, the sandbox's
 verdict semantics and the limits are the same, so the profile string names all of
-them but the code: ``sbx2/assert/t500ms-s3000ms``, ``sbx2/unittest/t1000ms-k2000ms`` or,
-with an adaptive limit, ``sbx2/unittest/t1000ms-k2000ms-a5x-f250ms-n3``.
+them but the code: ``sbx3/assert/t500ms-s3000ms``, ``sbx3/unittest/t1000ms-k2000ms`` or,
+with an adaptive limit, ``sbx3/unittest/t1000ms-k2000ms-a5x-f250ms-n3``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from shared.enums import TestStyle
 
 #: Version of the sandbox's verdict semantics: bump it when a verdict could change, and
 #: cached results of the old semantics stop being reused (it is part of every profile).
-SANDBOX_VERSION = "2"
+#: 3: a pair that ran while the container's pids limit refused a fork (a sibling's fork
+#: bomb) runs again alone, in an emptied container.
+SANDBOX_VERSION = "3"
 
 
 class AdaptiveLimit(BaseModel):

@@ -69,6 +69,39 @@ def proc_stat(pid: int) -> tuple[str, int, int] | None:
         return None
 
 
+#: The container's pids cgroup events file (cgroup v1 mount, then v2).
+PIDS_EVENTS = ("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events")
+
+
+class PidsLimitHits:
+    """How many forks this container's pids limit has refused so far (its cgroup's
+    ``pids.events``). While one pair's fork bomb holds the limit, its siblings' forks
+    fail too; the scheduler reads this counter to know which pairs ran then. Always 0
+    where the file cannot be read (e.g. outside a container)."""
+
+    def __init__(self, paths: tuple[str, ...] = PIDS_EVENTS) -> None:
+        self.fd = -1
+        for path in paths:
+            with contextlib.suppress(OSError):
+                self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                break
+
+    def count(self) -> int:
+        """The counter now."""
+        if self.fd < 0:
+            return 0
+        try:
+            return int(os.pread(self.fd, 64, 0).split()[1])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def close(self) -> None:
+        """Release the file."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class Clock:
     """Effective time of the calling process: wall clock minus run-queue waits."""
 

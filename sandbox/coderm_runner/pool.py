@@ -25,7 +25,15 @@ from .common import (
     Limits,
     describe_status,
 )
-from .containment import IS_INIT, empty_scratch, kill_group, proc_stat, run_delay, scratch_is_dirty
+from .containment import (
+    IS_INIT,
+    PidsLimitHits,
+    empty_scratch,
+    kill_group,
+    proc_stat,
+    run_delay,
+    scratch_is_dirty,
+)
 from .output import Output
 from .zygote import ZygoteLink
 
@@ -93,6 +101,7 @@ class Running:
     stopped: bool = False
     elapsed: float = 0.0
     effective: float | None = None
+    pids_hits: int = 0  # the container's refused forks when the pair was started
 
 
 Outcome = tuple[str, float | None, str | None, int | None, int | None]
@@ -108,7 +117,8 @@ class PairPool:
     that solution gets the same verdict without running (the solution runs first in
     every pair's module, so each of them would fail the same way). A pair whose
     process died of a signal the runner did not send, or was stopped (e.g. by a
-    sibling), runs again at the end, alone.
+    sibling), or that ran while the container's pids limit refused a fork (a
+    sibling's fork bomb makes every pair's forks fail), runs again at the end, alone.
 
     Nothing waits on the zygote: requests, its replies and exit reports, and the
     pairs' messages (one shared datagram socket, each message signed with its pair's
@@ -151,6 +161,8 @@ class PairPool:
         self.results = link.results
         self.zygote = link.pid
         self.ended: deque[int] = deque(maxlen=64)  # pids of pairs that ended lately
+        self.pids_hits = PidsLimitHits()
+        self.alone = False  # the second phase: pairs run again one at a time
 
     # ---------------------------------------------------------------- scheduling
 
@@ -161,7 +173,13 @@ class PairPool:
             pair.solo = True
         self.groups = [Group(pending=deque(self.solo), state=KNOWN_OK)] if self.solo else []
         self.first, self.parallel, self.solo = 0, 1, []
+        # each pair that runs alone starts in an emptied container: no process left by
+        # an earlier pair (a fork bomb's dying processes still count against the pids
+        # limit) can change its verdict
+        self.alone = True
+        self.dirty = self.dirty or (IS_INIT and bool(self.groups))
         self._loop()
+        self.pids_hits.close()
 
     def _loop(self) -> None:
         while True:
@@ -325,6 +343,7 @@ class PairPool:
         deadline = min(limit + self.limits.grace_s, kill_after)
         wall_cap = 4.0 * kill_after * self.parallel + 1.0
         run = Running(pair, 0, nonce, 0.0, limit, deadline, wall_cap, probe)
+        run.pids_hits = self.pids_hits.count()
         self.running[nonce] = run
         self.starting[pair.index] = run
 
@@ -407,7 +426,8 @@ class PairPool:
         effective = max(0.0, run.elapsed - run.delay) if run.effective is None else run.effective
         pair = run.pair
         foreign = run.final is None and not run.timed_out and _foreign_signal(status)
-        if not pair.solo and (run.stopped or foreign):
+        crowded = self.pids_hits.count() != run.pids_hits
+        if not pair.solo and (run.stopped or foreign or crowded):
             self._interfered(run)
         else:
             outcome = self._outcome(run, status, effective)
@@ -419,11 +439,12 @@ class PairPool:
                 self.slowest[pair.test] = max(self.slowest.get(pair.test, 0.0), seconds)
         if IS_INIT:
             self._sweep()
-            if scratch_is_dirty():
+            if self.alone or scratch_is_dirty():
                 self.dirty = True
 
     def _interfered(self, run: Running) -> None:
-        """A pair disturbed from outside: run it again alone (a crash if it was)."""
+        """A pair disturbed from outside (killed, stopped, or short of processes while
+        a sibling held the pids limit): run it again alone (a crash if it was)."""
         if run.pair.solo:
             self._emit(run.pair, (CRASH, None, "killed from outside the pair", None, None))
         else:

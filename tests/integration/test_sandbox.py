@@ -285,6 +285,20 @@ async def test_timeout_counts_module_time(sandbox: DockerSandbox) -> None:
     assert results["slow_too_slow"].outcome == Outcome.TIMEOUT
 
 
+async def test_pairs_next_to_a_fork_bomb_get_their_own_verdicts(
+    docker: aiodocker.Docker,
+) -> None:
+    """A fork bomb holds the container's pids limit until its pair ends at 1 s; a
+    sibling that starts a process meanwhile fails for the bomb's sake. It runs again
+    alone and gets its own verdict (pass); the bomb times out."""
+    forker = "import subprocess, time\ntime.sleep(0.3)\nsubprocess.run(['true'], check=True)\n"
+    jobs = [pair("bomb", HOSTILE["fork_bomb"]), pair("forker", forker + GOOD)]
+    results = await DockerSandbox(docker, SETTINGS, parallel=2, labels=OURS).run_batch(jobs)
+    assert results["forker"].outcome == Outcome.PASS, summary(results)
+    assert results["bomb"].outcome == Outcome.TIMEOUT, summary(results)
+    assert await our_containers(docker) == []
+
+
 def _checks(prefix: str, *codes: str) -> tuple[AssertCheck, ...]:
     return tuple(AssertCheck(f"{prefix}/{i}", code) for i, code in enumerate(codes))
 

@@ -49,17 +49,17 @@ def test_topology_names() -> None:
 @pytest.mark.parametrize(
     ("limits", "profile"),
     [
-        (ExecLimits.default_for(Style.UNITTEST), "sbx2/unittest/t1000ms-k2000ms"),
-        (ExecLimits.default_for(Style.ASSERT, 0.1), "sbx2/assert/t100ms-s3000ms"),
+        (ExecLimits.default_for(Style.UNITTEST), "sbx3/unittest/t1000ms-k2000ms"),
+        (ExecLimits.default_for(Style.ASSERT, 0.1), "sbx3/assert/t100ms-s3000ms"),
         (
             ExecLimits.default_for(Style.UNITTEST).model_copy(update={"adaptive": AdaptiveLimit()}),
-            "sbx2/unittest/t1000ms-k2000ms-a5x-f250ms-n3",
+            "sbx3/unittest/t1000ms-k2000ms-a5x-f250ms-n3",
         ),
     ],
 )
 def test_profiles_name_semantics_and_limits(limits: ExecLimits, profile: str) -> None:
     assert limits.exec_profile() == profile
-    assert limits.ground_truth_profile("humaneval").startswith("sbx2/gt-humaneval/t3000ms")
+    assert limits.ground_truth_profile("humaneval").startswith("sbx3/gt-humaneval/t3000ms")
 
 
 def _write(path: Path, rows: list[object]) -> Path:

@@ -250,7 +250,7 @@ def test_time_limits_follow_evalplus_defaults() -> None:
     assert input_limits([100.0, 400.0, 3000.0]) == [1.0, 1.6, 12.0]
     assert check_budget([1.0, 1.6]) == pytest.approx(4.6)  # sum + 2 s
     assert check_budget([30.0, 40.0]) == 62.0  # capped at 60 s + 2 s
-    assert outputs_profile("humaneval+") == "sbx2/gt-humaneval+/evalplus1-x4-min1000ms"
+    assert outputs_profile("humaneval+") == "sbx3/gt-humaneval+/evalplus1-x4-min1000ms"
 
 
 def test_outputs_job_has_a_base_and_a_plus_check() -> None:
