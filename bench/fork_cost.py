@@ -30,7 +30,7 @@ import json
 import subprocess
 import sys
 
-from bench.pair_set import build_pairs
+from bench.pair_set import PairInput, build_pairs
 from shared.settings import ExecutorSettings
 
 PRELUDE = """
@@ -46,6 +46,35 @@ def usage(who):
     return r.ru_utime + r.ru_stime, r.ru_minflt
 """
 
+FORK_LOOP = """
+import os, resource, time
+
+def fork_loop(n, keep=1, alive_s=0.0):
+    # fork n children, at most `keep` alive at once, each exiting after alive_s; per
+    # fork: CPU (ms) and page faults of the children and of this process, wall (ms)
+    own, kids = resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN
+    self0, kids0 = resource.getrusage(own), resource.getrusage(kids)
+    start, alive = time.perf_counter(), set()
+    for _ in range(n):
+        while len(alive) >= keep:
+            alive.discard(os.waitpid(-1, 0)[0])
+        pid = os.fork()
+        if pid == 0:
+            if alive_s:
+                time.sleep(alive_s)
+            os._exit(0)
+        alive.add(pid)
+    while alive:
+        alive.discard(os.waitpid(-1, 0)[0])
+    wall = (time.perf_counter() - start) / n * 1e3
+    self1, kids1 = resource.getrusage(own), resource.getrusage(kids)
+    def cpu(a, b):
+        return (b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime) / n * 1e3
+    return {"child": cpu(kids0, kids1), "child_faults": (kids1.ru_minflt - kids0.ru_minflt) / n,
+            "parent": cpu(self0, self1), "parent_faults": (self1.ru_minflt - self0.ru_minflt) / n,
+            "wall": wall}
+"""
+
 FORKS = """
 def rss_mb():
     for line in open("/proc/self/status"):
@@ -54,21 +83,10 @@ def rss_mb():
     return 0.0
 
 def forks(label, n):
-    child0, faults0 = usage(resource.RUSAGE_CHILDREN)
-    parent0, _ = usage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    for _ in range(n):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-    wall = (time.perf_counter() - start) / n * 1e3
-    child1, faults1 = usage(resource.RUSAGE_CHILDREN)
-    parent1, _ = usage(resource.RUSAGE_SELF)
-    child, parent = (child1 - child0) / n * 1e3, (parent1 - parent0) / n * 1e3
-    print(f"{label:34s} {rss_mb():6.1f} MiB  child {child:5.2f} ms  forking process "
-          f"{parent:5.2f} ms  total {child + parent:5.2f} ms  wall {wall:5.2f} ms  "
-          f"faults/child {(faults1 - faults0) / n:4.0f}", flush=True)
+    f = fork_loop(n)
+    print(f"{label:34s} {rss_mb():6.1f} MiB  child {f['child']:5.2f} ms  forking process "
+          f"{f['parent']:5.2f} ms  total {f['child'] + f['parent']:5.2f} ms  "
+          f"wall {f['wall']:5.2f} ms  faults/child {f['child_faults']:4.0f}", flush=True)
 
 n, ballast_mb = int(sys.argv[1]), int(sys.argv[2])
 forks("warmed runner", n)
@@ -150,7 +168,7 @@ print(f"first-run faults beyond the second's x {page_us:.2f} us = {extra * page_
 
 
 ZYGOTE = """
-import json, os, resource, select, signal, sys, time
+import json, select, signal, sys
 sys.path.insert(0, "/opt/coderm")
 from coderm_runner import batch
 
@@ -207,35 +225,18 @@ def drive():
     return forks
 
 cpu0, faults0 = zygote_usage()
-start = time.perf_counter()
 forks = drive()
-wall = time.perf_counter() - start
 cpu1, faults1 = zygote_usage()
 link.stop()
 print(f"the zygote in its loop ({len(pairs)} real pairs of {len(texts)} texts, {KEEP} at a time):"
       f" {(cpu1 - cpu0) / forks * 1e3:5.2f} ms of CPU and {(faults1 - faults0) / forks:4.0f}"
       f" page faults a fork ({forks} forks)", flush=True)
 
-def bare(n, alive_s):
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    children = set()
-    for _ in range(n):
-        while len(children) >= KEEP:
-            children.discard(os.waitpid(-1, 0)[0])
-        pid = os.fork()
-        if pid == 0:
-            time.sleep(alive_s)
-            os._exit(0)
-        children.add(pid)
-    while children:
-        children.discard(os.waitpid(-1, 0)[0])
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / n * 1e3
-    print(f"a bare fork loop from the same warmed heap (children alive {alive_s * 1e3:.1f} ms,"
-          f" {KEEP} at a time): {cpu:5.2f} ms of CPU and {(r1.ru_minflt - r0.ru_minflt) / n:4.0f}"
-          f" page faults a fork", flush=True)
-
-bare(min(forks, 2000), 0.002)
+alive_s = 0.002
+f = fork_loop(min(forks, 2000), KEEP, alive_s)
+print(f"a bare fork loop from the same warmed heap (children alive {alive_s * 1e3:.1f} ms,"
+      f" {KEEP} at a time): {f['parent']:5.2f} ms of CPU and {f['parent_faults']:4.0f}"
+      f" page faults a fork", flush=True)
 """
 
 
@@ -251,27 +252,27 @@ def _in_image(script: str, args: list[str], stdin: bytes = b"") -> int:
     return result.returncode
 
 
-def pair_modules(count: int) -> list[str]:
+def pair_modules(pairs: list[PairInput], count: int) -> list[str]:
     """Every k-th distinct module of the executor benchmark's set, ``count`` of them."""
-    distinct = list(dict.fromkeys(p.code for p in build_pairs()))
+    distinct = list(dict.fromkeys(p.code for p in pairs))
     step = max(1, len(distinct) // max(count, 1))
     return distinct[::step][:count]
 
 
-def zygote_batch(problems: int) -> bytes:
+def zygote_batch(pairs: list[PairInput], problems: int) -> bytes:
     """The pairs of the first ``problems`` problems of the set as a batch for the real
     zygote: each distinct solution and test text once, pairs as two text indices."""
     texts: dict[str, int] = {}
-    pairs: list[tuple[int, int]] = []
+    indices: list[tuple[int, int]] = []
     tasks: list[str] = []
-    for pair in build_pairs():
+    for pair in pairs:
         if pair.task_id not in tasks:
             if len(tasks) == problems:
                 break
             tasks.append(pair.task_id)
         solution = texts.setdefault(pair.solution, len(texts))
-        pairs.append((solution, texts.setdefault(pair.test, len(texts))))
-    return json.dumps({"texts": list(texts), "pairs": pairs}).encode()
+        indices.append((solution, texts.setdefault(pair.test, len(texts))))
+    return json.dumps({"texts": list(texts), "pairs": indices}).encode()
 
 
 def main(argv: list[str]) -> int:
@@ -284,12 +285,13 @@ def main(argv: list[str]) -> int:
         "--zygote-problems", type=int, default=30, help="0: skip the zygote's own cost"
     )
     args = parser.parse_args(argv)
-    status = _in_image(PRELUDE + FORKS, [str(args.forks), str(args.ballast_mb)])
+    status = _in_image(PRELUDE + FORK_LOOP + FORKS, [str(args.forks), str(args.ballast_mb)])
+    pairs = build_pairs() if args.pairs > 0 or args.zygote_problems > 0 else []
     if status == 0 and args.pairs > 0:
-        modules = json.dumps(pair_modules(args.pairs)).encode()
+        modules = json.dumps(pair_modules(pairs, args.pairs)).encode()
         status = _in_image(PRELUDE + PAIRS, [], modules)
-        if status == 0 and args.zygote_problems > 0:
-            status = _in_image(ZYGOTE, [], zygote_batch(args.zygote_problems))
+    if status == 0 and args.zygote_problems > 0:
+        status = _in_image(FORK_LOOP + ZYGOTE, [], zygote_batch(pairs, args.zygote_problems))
     return status
 
 
