@@ -162,12 +162,17 @@ class PairPool:
         self.zygote = link.pid
         self.ended: deque[int] = deque(maxlen=64)  # pids of pairs that ended lately
         self.pids_hits = PidsLimitHits()
-        self.alone = False  # the second phase: pairs run again one at a time
 
     # ---------------------------------------------------------------- scheduling
 
     def run(self) -> None:
         """Run every pair and report each result (the link's texts are loaded)."""
+        try:
+            self._run()
+        finally:
+            self.pids_hits.close()
+
+    def _run(self) -> None:
         self._loop()
         for pair in self.solo:
             pair.solo = True
@@ -176,10 +181,8 @@ class PairPool:
         # each pair that runs alone starts in an emptied container: no process left by
         # an earlier pair (a fork bomb's dying processes still count against the pids
         # limit) can change its verdict
-        self.alone = True
         self.dirty = self.dirty or (IS_INIT and bool(self.groups))
         self._loop()
-        self.pids_hits.close()
 
     def _loop(self) -> None:
         while True:
@@ -439,7 +442,7 @@ class PairPool:
                 self.slowest[pair.test] = max(self.slowest.get(pair.test, 0.0), seconds)
         if IS_INIT:
             self._sweep()
-            if self.alone or scratch_is_dirty():
+            if pair.solo or scratch_is_dirty():
                 self.dirty = True
 
     def _interfered(self, run: Running) -> None:
