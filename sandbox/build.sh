@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # Build the sandbox image offline (no container registry needed), idempotently.
 #
-#   1. If the base image coderm-sandbox-base:bookworm is missing, make a minimal
-#      Debian bookworm root file system with python3 by debootstrap (default Debian
-#      archive of debootstrap itself) and `docker import` it.
+#   1. If the base image is missing, make a minimal Debian bookworm root file system
+#      with python3, numpy and pandas (Debian's packages) by debootstrap (default
+#      Debian archive of debootstrap itself) and `docker import` it. Its tag is
+#      derived from the suite, variant and package list (coderm-sandbox-base:
+#      bookworm-<sha256 prefix>), so a changed package list makes a new base.
 #   2. Build coderm-sandbox:latest FROM that base with sandbox/runner.py and the
 #      package sandbox/coderm_runner/ in /opt/coderm, using the classic builder so
 #      nothing is pulled. The image is labelled with the sha256 of the runner's
-#      sources and of Dockerfile.offline; the build is skipped when both are
-#      unchanged.
+#      sources and of Dockerfile.offline and with the base image's id; the build is
+#      skipped when all three are unchanged.
 #
 # Run as root (debootstrap needs it). Environment overrides:
 #   CODERM_SANDBOX_IMAGE (default coderm-sandbox:latest)
-#   CODERM_SANDBOX_BASE  (default coderm-sandbox-base:bookworm)
+#   CODERM_SANDBOX_BASE  (default coderm-sandbox-base:bookworm-<recipe sha256 prefix>)
 #   FORCE=1              rebuild the final image even if the labels match
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 image="${CODERM_SANDBOX_IMAGE:-coderm-sandbox:latest}"
-base="${CODERM_SANDBOX_BASE:-coderm-sandbox-base:bookworm}"
+suite=bookworm
+variant=minbase
+# what candidate code may import beyond the standard library (CodeRM's executor has
+# numpy and pandas); the base image's tag changes with this list
+packages=python3,python3-numpy,python3-pandas
+recipe_sha="$(printf '%s\n' "$suite" "$variant" "$packages" | sha256sum | cut -c1-12)"
+base="${CODERM_SANDBOX_BASE:-coderm-sandbox-base:$suite-$recipe_sha}"
 runner="$here/runner.py"
 package="$here/coderm_runner"
 dockerfile="$here/Dockerfile.offline"
@@ -48,9 +56,9 @@ else
     command -v debootstrap >/dev/null || { log "debootstrap is not installed"; exit 1; }
     [[ $EUID -eq 0 ]] || { log "building the base image needs root (debootstrap)"; exit 1; }
     tmp="$(mktemp -d "${TMPDIR:-/var/tmp}/coderm-rootfs.XXXXXX")"
-    log "debootstrap --variant=minbase --include=python3 bookworm $tmp/rootfs"
+    log "debootstrap --variant=$variant --include=$packages $suite $tmp/rootfs"
     start=$SECONDS
-    debootstrap --variant=minbase --include=python3 bookworm "$tmp/rootfs"
+    debootstrap --variant="$variant" --include="$packages" "$suite" "$tmp/rootfs"
     # trim what a sandbox never needs
     rm -rf "$tmp/rootfs/var/cache/apt/archives/"*.deb \
         "$tmp/rootfs/var/lib/apt/lists/"* \
@@ -61,6 +69,7 @@ else
         | docker import \
             -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             -c 'CMD ["/bin/bash"]' \
+            -c "LABEL coderm.base.packages=$packages" \
             - "$base" >/dev/null
     cleanup
     tmp=""

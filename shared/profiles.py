@@ -1,14 +1,16 @@
 """Execution profiles: the limits a run executes under, and the cache key they make.
 
 An execution result is reusable exactly when the solution, the test, the sandbox's
-verdict semantics and the limits are the same, so the profile string names all of
-them but the code: ``sbx3/assert/t500ms-s3000ms``, ``sbx3/unittest/t1000ms-k2000ms`` or,
-with an adaptive limit, ``sbx3/unittest/t1000ms-k2000ms-a5x-f250ms-n3``.
+verdict semantics, the pair's namespace and the limits are the same, so the profile
+string names all of them but the code: ``sbx4/assert/t500ms-s3000ms``,
+``sbx4/unittest/t1000ms-k2000ms``, with CodeRM's executor's namespace
+``sbx4/unittest-ref/t1000ms-k2000ms`` or, with an adaptive limit,
+``sbx4/unittest/t1000ms-k2000ms-a5x-f250ms-n3``.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.enums import TestStyle
 
@@ -16,7 +18,9 @@ from shared.enums import TestStyle
 #: cached results of the old semantics stop being reused (it is part of every profile).
 #: 3: a pair that ran while the container's pids limit refused a fork (a sibling's fork
 #: bomb) runs again alone, in an emptied container.
-SANDBOX_VERSION = "3"
+#: 4: pairs now see numpy and pandas (the image's Debian packages); a process a pair
+#: starts before the scheduler has read the pair's pid is no longer killed as escaped.
+SANDBOX_VERSION = "4"
 
 
 class AdaptiveLimit(BaseModel):
@@ -53,6 +57,16 @@ class ExecLimits(BaseModel):
     ground_truth_time_limit_s: float = Field(default=3.0, gt=0, le=120)
     adaptive: AdaptiveLimit | None = None
     """Unittest style only: an adaptive per-test limit below ``time_limit_s``."""
+    reference_globals: bool = False
+    """Unittest style only: run each pair in CodeRM's executor's namespace (``unittest``,
+    ``output``, ``locals_dict``; the verdict is ``locals_dict['result']``) instead of
+    the strict one (a module-level ``result``)."""
+
+    @model_validator(mode="after")
+    def _reference_globals_need_unittest(self) -> ExecLimits:
+        if self.reference_globals and self.test_style is not TestStyle.UNITTEST:
+            raise ValueError("reference_globals applies to unittest-style runs only")
+        return self
 
     @classmethod
     def default_for(cls, style: TestStyle, assert_time_limit_s: float = 0.1) -> ExecLimits:
@@ -67,7 +81,9 @@ class ExecLimits(BaseModel):
         """Cache key of the run's (solution, test) executions."""
         ms = round(self.time_limit_s * 1000)
         if self.test_style is TestStyle.UNITTEST:
-            profile = f"sbx{SANDBOX_VERSION}/unittest/t{ms}ms-k{round(self.kill_after_s * 1000)}ms"
+            kind = "unittest-ref" if self.reference_globals else "unittest"
+            kill = round(self.kill_after_s * 1000)
+            profile = f"sbx{SANDBOX_VERSION}/{kind}/t{ms}ms-k{kill}ms"
             return profile if self.adaptive is None else f"{profile}-{self.adaptive.tag()}"
         return f"sbx{SANDBOX_VERSION}/assert/t{ms}ms-s{round(self.setup_time_limit_s * 1000)}ms"
 

@@ -27,13 +27,16 @@ timeout, crash, sandbox_error (the runner itself failed on that job).
 Job kinds:
 
 - ``unittest`` (CodeRM): ``{"key", "solution", "test"}`` (the module is solution +
-  two newlines + test) or ``{"key", "code"}``, with ``time_limit_s``, ``kill_after_s``
-  and an optional ``adaptive`` limit. Up to K pairs run at once, each in a fresh
-  process forked from a warmed :class:`Zygote`, scheduled by :class:`PairPool` (early
-  exit for solutions that fail alone, reruns of pairs killed from outside). Pass iff
-  the module finished within the limit and its module-level ``result`` is a genuine
-  ``unittest`` result without failures or errors (:func:`_verdict`: what a pair can
-  and cannot forge is in sandbox/README.md).
+  two newlines + test) or ``{"key", "code"}``, with ``time_limit_s``, ``kill_after_s``,
+  an optional ``adaptive`` limit and an optional ``"globals": "coderm-ref"``. Up to K
+  pairs run at once, each in a fresh process forked from a warmed :class:`Zygote`,
+  scheduled by :class:`PairPool` (early exit for solutions that fail alone, reruns of
+  pairs killed from outside). The module runs as ``__coderm_pair__`` (strict), or
+  with CodeRM's executor's globals (``unittest``, ``output``, ``locals_dict``, no
+  ``__name__``). Pass iff the module finished within the limit and its ``result``
+  (strict: module-level; coderm-ref: ``locals_dict['result']`` of the dict it was
+  given) is a genuine ``unittest`` result without failures or errors
+  (:func:`_verdict`: what a pair can and cannot forge is in sandbox/README.md).
 - ``asserts`` (CodeT): a forked worker execs ``setup`` once, then runs the checks in
   order in the same namespace, reporting each through a pipe. A check that overruns
   its limit or kills the worker gets timeout/crash; a fresh worker then continues

@@ -18,6 +18,11 @@ MAX_MESSAGE_BYTES = 1 << 16
 MAX_PARENT_COMPILE_CHARS = 1 << 18
 DETAIL_CHARS = 300
 MODULE_NAME = "__coderm_pair__"
+#: A unittest job's ``globals`` value for CodeRM's executor's namespace (the driver
+#: sends the same string): exactly ``unittest``, ``output`` (a fresh ``io.StringIO``)
+#: and ``locals_dict`` (a fresh dict whose ``result`` entry is the verdict), no
+#: ``__name__``.
+REFERENCE_GLOBALS = "coderm-ref"
 FLUSH_BYTES = 1 << 15
 FLUSH_SECONDS = 0.05
 

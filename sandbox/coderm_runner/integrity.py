@@ -5,6 +5,7 @@ a pair's signals and introspection inside the pair.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import sys
@@ -13,6 +14,13 @@ from types import FunctionType
 from typing import Any
 
 from .common import CRASH, ERROR
+
+# numpy (and so pandas) imports ctypes, whose own import loads the C library (a
+# "ctypes.dlopen" event). Imported here, before any audit hook is installed, a pair's
+# later import of it fires nothing, while every use of it (dlopen, string_at,
+# from_address, ...) still reaches the hook. Only the module is loaded.
+with contextlib.suppress(ImportError):
+    import ctypes  # noqa: F401
 
 GUARDED_MODULES = (
     "unittest",

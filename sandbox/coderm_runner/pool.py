@@ -19,6 +19,7 @@ from .common import (
     ERROR,
     FAIL,
     PASS,
+    REFERENCE_GLOBALS,
     SANDBOX_ERROR,
     TIMEOUT,
     JsonDict,
@@ -66,6 +67,7 @@ class Pair:
     limit: float
     kill_after: float
     adaptive: Adaptive | None
+    reference: bool = False  # CodeRM's executor's globals instead of the strict ones
     solo: bool = False
 
 
@@ -135,15 +137,18 @@ class PairPool:
         self.parallel = max(1, parallel)
         self.link = link
         self.groups: list[Group] = []
-        by_solution: dict[int, Group] = {}
+        # a solution's pairs share its probe only within one namespace mode: the same
+        # solution may fail alone in one and not in the other (``__name__``, ``output``)
+        by_solution: dict[tuple[int, bool], Group] = {}
         for pair in pairs:
             if pair.solution is None:
                 group = Group(state=KNOWN_OK)
                 self.groups.append(group)
             else:
-                group = by_solution.get(pair.solution) or Group()
-                if pair.solution not in by_solution:
-                    by_solution[pair.solution] = group
+                solution = pair.solution, pair.reference
+                group = by_solution.get(solution) or Group()
+                if solution not in by_solution:
+                    by_solution[solution] = group
                     self.groups.append(group)
             group.pending.append(pair)
         self.group_of = by_solution
@@ -238,8 +243,11 @@ class PairPool:
         return min(pair.limit, max(adaptive.floor_s, scaled))
 
     def _set_state(self, pair: Pair, state: int) -> None:
-        if pair.solution is not None and pair.solution in self.group_of:
-            self.group_of[pair.solution].state = state
+        if pair.solution is None:
+            return
+        group = self.group_of.get((pair.solution, pair.reference))
+        if group is not None:
+            group.state = state
 
     # ---------------------------------------------------------------- the zygote
 
@@ -328,7 +336,7 @@ class PairPool:
             -1 if t is None else t for t in (pair.code, pair.solution, pair.test)
         )
         cpu_s = int(kill_after) + 2
-        request = b"%d %d %s %d %d %d %d" % (
+        request = b"%d %d %s %d %d %d %d %d" % (
             pair.index,
             probe,
             nonce.encode(),
@@ -336,6 +344,7 @@ class PairPool:
             code,
             solution,
             test,
+            pair.reference,
         )
         try:
             self.sock.send(request)
@@ -488,7 +497,7 @@ class PairPool:
         """Settle the probe's solution: known good, failed (fail the rest), or unknown."""
         if not probe or pair.solution is None:
             return
-        group = self.group_of[pair.solution]
+        group = self.group_of[pair.solution, pair.reference]
         failed = None if run is None or outcome is None else _solution_failure(run, outcome)
         if failed is None:
             if group.state == PROBING:
@@ -516,10 +525,13 @@ class PairPool:
     def _sweep(self) -> None:
         """As PID 1: kill processes outside the zygote and every running pair's group
         (e.g. escaped with setsid), reap the zombies they leave. Pairs that ended
-        lately are skipped: they are the zygote's to reap."""
+        lately are skipped: they are the zygote's to reap. So are the groups of pairs
+        the zygote forked whose pid the scheduler has not read yet (a pair may start
+        a process before then)."""
         alive = {r.pid for r in self.running.values()}
         alive.add(self.zygote)
         known = alive.union(self.ended)
+        unread = bool(self.starting)
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) in known or name == "1":
                 continue
@@ -533,8 +545,15 @@ class PairPool:
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, os.WNOHANG)
             elif group not in alive and parent != self.zygote:
+                if unread and group not in self.ended and self._forked_pair(group):
+                    continue
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
+
+    def _forked_pair(self, pid: int) -> bool:
+        """Whether ``pid`` is a process the zygote forked (a pair's)."""
+        info = proc_stat(pid)
+        return info is not None and info[1] == self.zygote
 
     def _clean(self) -> None:
         """Nothing runs: kill every leftover process, empty /tmp and /dev/shm."""
@@ -582,12 +601,26 @@ def _text(raw: object, texts: list[str]) -> int:
     raise ValueError("job code must be a text index or a string")
 
 
+def _reference(raw: object) -> bool:
+    """Whether a job's ``globals`` asks for CodeRM's executor's namespace (absent:
+    the strict one); any other value is a malformed job."""
+    if raw is None:
+        return False
+    if raw == REFERENCE_GLOBALS:
+        return True
+    raise ValueError(f"unknown globals {raw!r}")
+
+
 def parse_pair(index: int, job: JsonDict, texts: list[str]) -> Pair:
+    """A unittest job of the batch as a :class:`Pair` (its code appended to ``texts``
+    if given as a string); ValueError/KeyError if malformed."""
     limit = float(job.get("time_limit_s", 1.0))
     kill_after = float(job.get("kill_after_s", 2.0 * limit))
     adaptive = Adaptive.from_json(job.get("adaptive"))
+    reference = _reference(job.get("globals"))
+    key = str(job["key"])
     if "solution" in job and "test" in job:
         solution, test = _text(job["solution"], texts), _text(job["test"], texts)
-        return Pair(index, str(job["key"]), solution, test, None, limit, kill_after, adaptive)
+        return Pair(index, key, solution, test, None, limit, kill_after, adaptive, reference)
     code = _text(job["code"], texts)
-    return Pair(index, str(job["key"]), None, None, code, limit, kill_after, adaptive)
+    return Pair(index, key, None, None, code, limit, kill_after, adaptive, reference)

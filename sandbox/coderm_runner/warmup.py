@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
+import unittest
 
 # Modules candidate code commonly imports: importing them once here makes every pair
 # that imports them cheaper. Rarely used heavier ones (decimal, statistics, datetime,
@@ -29,7 +31,7 @@ for _name in (
         __import__(_name)
 
 
-WARM_UP = """
+WARM_UP_TESTS = """
 import io
 import unittest
 
@@ -57,15 +59,39 @@ class _T(unittest.TestCase):
             1 / 0
 
 suite = unittest.TestLoader().loadTestsFromTestCase(_T)
+"""
+
+#: The strict wrapping: a module-level ``result``.
+WARM_UP = (
+    WARM_UP_TESTS
+    + """
 result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=2).run(suite)
 """
+)
+
+#: CodeRM's wrapping, for the reference namespace (``output``, ``locals_dict``).
+WARM_UP_REFERENCE = (
+    WARM_UP_TESTS
+    + """
+runner = unittest.TextTestRunner(stream=output, verbosity=2)
+result = runner.run(suite)
+locals_dict['result'] = result
+"""
+)
+
+
+def reference_globals() -> dict[str, object]:
+    """A namespace like the one a pair in reference mode gets (without builtins)."""
+    return {"unittest": unittest, "output": io.StringIO(), "locals_dict": {}}
 
 
 def warm_up(rounds: int = 10) -> None:
-    """Run a small test module here, before forking: the interpreter specialises the
-    unittest code it runs and loads what failures need, so that pairs forked later
-    copy fewer pages doing it themselves."""
-    code = compile(WARM_UP, "<warm-up>", "exec")
+    """Run a small test module here, before forking, in both wrappings: the
+    interpreter specialises the unittest code it runs and loads what failures need,
+    so that pairs forked later copy fewer pages doing it themselves."""
+    strict = compile(WARM_UP, "<warm-up>", "exec")
+    reference = compile(WARM_UP_REFERENCE, "<warm-up>", "exec")
     for _ in range(rounds):
-        exec(code, {"__name__": "__coderm_warm_up__"})
+        exec(strict, {"__name__": "__coderm_warm_up__"})
+        exec(reference, reference_globals())
     gc.collect()

@@ -1,6 +1,7 @@
 """The zygote, which forks every pair, and a pair's process: each distinct text
-compiled once, the module run, the verdict read from its namespace and reported on
-the shared result socket signed with the pair's nonce.
+compiled once, the module run in a fresh namespace (strict, or CodeRM's executor's),
+the verdict read from it and reported on the shared result socket signed with the
+pair's nonce.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import fcntl
 import functools
 import gc
+import io
 import json
 import os
 import resource
@@ -20,7 +22,7 @@ import unittest
 import warnings
 from _json import encode_basestring_ascii as _quote
 from collections.abc import Callable
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any, NoReturn
 
 from .common import (
@@ -36,7 +38,7 @@ from .common import (
 )
 from .containment import Clock, child_main, confine
 from .integrity import Guard, Snapshot
-from .warmup import WARM_UP
+from .warmup import WARM_UP, WARM_UP_REFERENCE
 
 Parts = tuple[CodeType | str | None, CodeType | str]
 
@@ -78,9 +80,41 @@ class Reporter:
         self.send(taint=outcome, detail=detail)
 
 
-def _pair_child(parts: Parts, nonce: str, probe: bool, cpu_s: int, zygote: Zygote) -> None:
+def _namespace(
+    reference: bool,
+    module: ModuleType = unittest,
+    buffer: type[io.StringIO] = io.StringIO,
+    builtins_module: ModuleType = builtins,
+) -> tuple[JsonDict, JsonDict]:
+    """A pair's globals and the dict its verdict's ``result`` is read from.
+
+    Strict: ``__name__`` and ``__builtins__``; ``result`` is read from the globals.
+    Reference (CodeRM's executor): exactly ``unittest`` (the module), ``output`` (a
+    fresh ``io.StringIO``) and ``locals_dict`` (a fresh dict), then ``__builtins__``
+    as ``exec`` would add it; no ``__name__`` (it resolves to the builtins module's
+    name, so an ``if __name__ == '__main__':`` block does not run). ``result`` is read
+    from that dict, the object given to the pair, whatever the module later binds to
+    the name ``locals_dict``.
+    """
+    if not reference:
+        strict: JsonDict = {"__name__": MODULE_NAME, "__builtins__": builtins_module}
+        return strict, strict
+    found: JsonDict = {}
+    ns: JsonDict = {
+        "unittest": module,
+        "output": buffer(),
+        "locals_dict": found,
+        "__builtins__": builtins_module,
+    }
+    return ns, found
+
+
+def _pair_child(
+    parts: Parts, nonce: str, probe: bool, cpu_s: int, zygote: Zygote, reference: bool = False
+) -> None:
     """A pair's process (forked by the zygote, which confined itself already): run the
-    module, then report its verdict through fd 3 (the shared result socket).
+    module in the namespace of its mode (:func:`_namespace`), then report its verdict
+    through fd 3 (the shared result socket).
 
     Everything used after the pair's code ran is bound to a local first.
     """
@@ -93,7 +127,7 @@ def _pair_child(parts: Parts, nonce: str, probe: bool, cpu_s: int, zygote: Zygot
     reporter, clock, verdict, describe = Reporter(nonce), Clock(), _verdict, describe_exception
     snapshot = zygote.snapshot
     zygote.guard.report = reporter.taint
-    ns: JsonDict = {"__name__": MODULE_NAME, "__builtins__": builtins}
+    ns, found = _namespace(reference)
     solution, main = parts
     phase = "solution" if solution is not None else "test"
     clock.start()
@@ -113,12 +147,13 @@ def _pair_child(parts: Parts, nonce: str, probe: bool, cpu_s: int, zygote: Zygot
         reporter.send(status="exception", phase=phase, ms=ms, detail=describe(exc))
         return
     ms = 1e3 * clock.seconds()
-    reporter.send(phase="test", ms=ms, **verdict(ns, snapshot))
+    reporter.send(phase="test", ms=ms, **verdict(found, snapshot))
 
 
 def _verdict(
     ns: JsonDict,
     snapshot: Snapshot,
+    lookup: Callable[[JsonDict, str], object] = dict.get,
     result_types: tuple[type, ...] = RESULT_TYPES,
     list_type: type = list,
     int_type: type = int,
@@ -127,12 +162,13 @@ def _verdict(
     get_vars: Callable[[object], dict[str, Any]] = vars,
     length: Callable[[Any], int] = len,
 ) -> dict[str, str | float | bool | None]:
-    """The pair's verdict from its namespace: ``result`` must be a genuine
-    ``unittest`` result (exact type, plain lists) of an untampered unittest. Reads it
-    with references bound when the runner started, never with ``wasSuccessful``. The
-    unittest machinery is checked only for a would-be pass (tampering cannot turn a
-    pass into anything better, and checking costs page copies)."""
-    result = ns.get("result")
+    """The pair's verdict from ``ns`` (its globals, or in reference mode the dict given
+    to it as ``locals_dict``): ``result`` must be a genuine ``unittest`` result (exact
+    type, plain lists) of an untampered unittest. Reads it with references bound when
+    the runner started, never with ``wasSuccessful``. The unittest machinery is checked
+    only for a would-be pass (tampering cannot turn a pass into anything better, and
+    checking costs page copies)."""
+    result = lookup(ns, "result")
     if get_type(result) not in result_types:
         return {"status": "no_result", "detail": "no unittest result object"}
     state = get_vars(result)
@@ -178,10 +214,15 @@ def _warm_pair_path(snapshot: Snapshot, rounds: int = 10) -> None:
     passing: JsonDict = {"result": unittest.TestResult()}
     failing: JsonDict = {}
     exec(compile(WARM_UP, "<warm-up>", "exec"), failing)
+    coderm, failing_reference = _namespace(True)
+    exec(compile(WARM_UP_REFERENCE, "<warm-up>", "exec"), coderm)
     for _ in range(rounds):
         clock = Clock()
         clock.start()
-        for ns in (passing, failing):
+        for reference in (False, True):
+            _, found = _namespace(reference)
+            reporter.send(phase="test", ms=1e3 * clock.seconds(), **_verdict(found, snapshot))
+        for ns in (passing, failing, failing_reference):
             reporter.send(phase="test", ms=1e3 * clock.seconds(), **_verdict(ns, snapshot))
         reporter.send(sol=True)
         reporter.taint(ERROR, "warm-up")
@@ -208,8 +249,9 @@ class Zygote:
     nonce), 4 its control socket and 5 the texts file (both closed by each pair).
 
     Requests (scheduler to zygote, one datagram each): first ``I`` (the texts file is
-    written), then ``index probe nonce cpu_s code solution test`` (text indices, -1 for
-    none). Messages back: ``S index pid split`` (started), ``E index detail`` (does not
+    written), then ``index probe nonce cpu_s code solution test reference`` (text
+    indices, -1 for none; reference 1 for CodeRM's executor's globals, else 0).
+    Messages back: ``S index pid split`` (started), ``E index detail`` (does not
     compile), ``B index`` (cannot fork now), ``X pid status`` (a child was reaped).
     """
 
@@ -294,7 +336,8 @@ class Zygote:
         return compiled if isinstance(compiled, str) else (None, compiled)
 
     def _start(self, request: bytes) -> bytes:
-        """Fork the pair of ``request`` (``index probe nonce cpu_s code solution test``)."""
+        """Fork the pair of ``request`` (``index probe nonce cpu_s code solution test
+        reference``)."""
         fields = request.split()
         index = int(fields[0])
         parts = self._parts(int(fields[4]), int(fields[5]), int(fields[6]))
@@ -307,7 +350,8 @@ class Zygote:
             return b"B %d" % index
         if pid == 0:
             probe, nonce, cpu_s = fields[1] == b"1", fields[2].decode(), int(fields[3])
-            child_main(lambda: _pair_child(parts, nonce, probe, cpu_s, self))
+            reference = fields[7] == b"1"
+            child_main(lambda: _pair_child(parts, nonce, probe, cpu_s, self, reference))
         return b"S %d %d %d" % (index, pid, parts[0] is not None)
 
 

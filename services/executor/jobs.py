@@ -58,6 +58,7 @@ def plan_jobs(
                     limits.time_limit_s,
                     limits.kill_after_s,
                     limits.adaptive,
+                    limits.reference_globals,
                 )
                 for test in todo
             )

@@ -38,6 +38,7 @@ ENTRYPOINT = ["python3", "-I", "-S", RUNNER_PATH]
 # must match sandbox/coderm_runner/common.py
 _MAGIC = b"CODERM1\n"
 _HEADER = struct.Struct(">Q")
+REFERENCE_GLOBALS = "coderm-ref"
 
 # limits applied by the runner to every child process (see runner.Limits)
 ADDRESS_SPACE_MB = 2048
@@ -67,6 +68,11 @@ class UnittestJob:
     + two newlines + the test: the runner then compiles each distinct solution and test
     once, and a solution that fails on its own fails its other pairs without running
     them (see :func:`pair_job`).
+
+    ``reference_globals``: run the module in CodeRM's executor's namespace (``unittest``,
+    a fresh ``output`` StringIO and a fresh ``locals_dict``, no ``__name__``) and take
+    the verdict from ``locals_dict['result']``; by default (strict) the module runs as
+    ``__coderm_pair__`` and its module-level ``result`` is the verdict.
     """
 
     key: str
@@ -75,6 +81,7 @@ class UnittestJob:
     kill_after_s: float
     solution_chars: int | None = None
     adaptive: AdaptiveLimit | None = None
+    reference_globals: bool = False
 
     def parts(self) -> tuple[str, str] | None:
         """(solution, test) if the job is split, else None."""
@@ -91,10 +98,17 @@ def pair_job(
     time_limit_s: float,
     kill_after_s: float,
     adaptive: AdaptiveLimit | None = None,
+    reference_globals: bool = False,
 ) -> UnittestJob:
     """The unittest job of a (solution, test) pair: the module solution + two newlines + test."""
     return UnittestJob(
-        key, f"{solution}\n\n{test}", time_limit_s, kill_after_s, len(solution), adaptive
+        key,
+        f"{solution}\n\n{test}",
+        time_limit_s,
+        kill_after_s,
+        len(solution),
+        adaptive,
+        reference_globals,
     )
 
 
@@ -158,6 +172,8 @@ def _job_json(job: UnittestJob | AssertJob, texts: _Texts) -> dict[str, Any]:
             out["solution"], out["test"] = texts(parts[0]), texts(parts[1])
         if job.adaptive is not None:
             out["adaptive"] = job.adaptive.model_dump()
+        if job.reference_globals:
+            out["globals"] = REFERENCE_GLOBALS
         return out
     return {
         "kind": "asserts",

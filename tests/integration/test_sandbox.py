@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiodocker
@@ -41,6 +42,15 @@ import io as _io
 import unittest as _unittest
 _suite = _unittest.TestLoader().loadTestsFromTestCase(TestAddOne)
 result = _unittest.TextTestRunner(stream=_io.StringIO()).run(_suite)
+"""
+
+# how CodeRM wraps the same test class (run with its executor's globals)
+CODERM_DRIVER = """
+
+suite = unittest.TestLoader().loadTestsFromTestCase(TestAddOne)
+runner = unittest.TextTestRunner(stream=output, verbosity=2)
+result = runner.run(suite)
+locals_dict['result'] = result
 """
 
 GOOD = "def add_one(x):\n    return x + 1\n"
@@ -95,6 +105,8 @@ HOSTILE: dict[str, str] = {
     "socket_outside": (
         "import socket\nsocket.create_connection(('192.0.2.1', 80), timeout=0.5)\n" + GOOD
     ),
+    # a file of the host (this one): not in the container
+    "read_host_file": f"open({str(Path(__file__).resolve())!r}).read()\n" + GOOD,
     "sys_exit": "import sys\nsys.exit(0)\n",
     "os_exit": "import os\nos._exit(0)\n",
     "segfault": "import ctypes\nctypes.string_at(0)\n",
@@ -139,11 +151,29 @@ HOSTILE: dict[str, str] = {
 }
 
 # the test part itself replaces ``result`` with an object that claims success
-FAKE_RESULT = (
+FAKE_CLASS = (
     "class _Fake:\n    failures = errors = []\n    testsRun = 3\n"
     "    def wasSuccessful(self):\n        return True\n"
-    "result = _Fake()\n"
 )
+FAKE_RESULT = FAKE_CLASS + "result = _Fake()\n"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A pair's namespace: strict (our wrapping binds a module-level ``result``) or
+    CodeRM's executor's (its wrapping stores the result in ``locals_dict``)."""
+
+    name: str
+    driver: str
+    reference: bool
+    fake_result: str
+
+
+STRICT = Mode("strict", DRIVER, False, FAKE_RESULT)
+REFERENCE = Mode(
+    "coderm-ref", CODERM_DRIVER, True, FAKE_CLASS + "locals_dict['result'] = _Fake()\n"
+)
+MODES = pytest.mark.parametrize("mode", [STRICT, REFERENCE], ids=lambda m: m.name)
 
 ALLOC_TEST = TEST.replace(
     "    def test_zero(self):\n",
@@ -153,8 +183,12 @@ ALLOC_TEST = TEST.replace(
 )
 
 
-def pair(key: str, solution: str, test: str = TEST, limit: float = 1.0) -> UnittestJob:
-    return pair_job(key, solution, test + DRIVER, limit, 2 * limit)
+def pair(
+    key: str, solution: str, test: str = TEST, limit: float = 1.0, mode: Mode = STRICT
+) -> UnittestJob:
+    return pair_job(
+        key, solution, test + mode.driver, limit, 2 * limit, reference_globals=mode.reference
+    )
 
 
 def summary(results: dict[str, JobResult]) -> str:
@@ -191,24 +225,29 @@ async def our_containers(docker: aiodocker.Docker) -> list[str]:
     return [c.id for c in listed]
 
 
+@MODES
 async def test_unittest_verdicts_and_containment(
-    sandbox: DockerSandbox, docker: aiodocker.Docker
+    sandbox: DockerSandbox, docker: aiodocker.Docker, mode: Mode
 ) -> None:
-    jobs: list[UnittestJob] = [pair("pass", GOOD), pair("fail", WRONG)]
+    """Every hostile pair fails as it should, in either namespace, and disturbs none
+    of the pairs after it."""
+    jobs: list[UnittestJob] = [pair("pass", GOOD, mode=mode), pair("fail", WRONG, mode=mode)]
     for name, solution in HOSTILE.items():
         test = ALLOC_TEST if name == "alloc_8g_test" else TEST
-        jobs.append(pair(name, solution, test))
+        jobs.append(pair(name, solution, test, mode=mode))
         if name == "forge":
-            jobs.append(pair("forged_victim", WRONG))
+            jobs.append(pair("forged_victim", WRONG, mode=mode))
         # pairs after each hostile one must still get their right verdicts
-        jobs.append(pair(f"{name}/after_pass", GOOD))
-        jobs.append(pair(f"{name}/after_fail", WRONG))
-    jobs.append(pair_job("fake_result", WRONG, TEST + DRIVER + FAKE_RESULT, 1.0, 2.0))
-    jobs.append(pair("fake_result/after_pass", GOOD))
+        jobs.append(pair(f"{name}/after_pass", GOOD, mode=mode))
+        jobs.append(pair(f"{name}/after_fail", WRONG, mode=mode))
+    fake = TEST + mode.driver + mode.fake_result
+    jobs.append(pair_job("fake_result", WRONG, fake, 1.0, 2.0, reference_globals=mode.reference))
+    jobs.append(pair("fake_result/after_pass", GOOD, mode=mode))
     jobs.append(
         pair(
             "tmp_is_clean",
             "import os\nassert not os.path.exists('/tmp/marker')\n" + GOOD,
+            mode=mode,
         )
     )
 
@@ -232,6 +271,8 @@ async def test_unittest_verdicts_and_containment(
     assert results["alloc_8g_test"].outcome == Outcome.FAIL
     assert results["socket_loopback"].outcome == Outcome.ERROR
     assert results["socket_outside"].outcome == Outcome.ERROR
+    assert results["read_host_file"].outcome == Outcome.ERROR
+    assert "FileNotFoundError" in (results["read_host_file"].detail or "")
     assert results["sys_exit"].outcome == Outcome.CRASH
     assert results["os_exit"].outcome == Outcome.CRASH
     assert results["segfault"].outcome == Outcome.CRASH
@@ -285,18 +326,88 @@ async def test_timeout_counts_module_time(sandbox: DockerSandbox) -> None:
     assert results["slow_too_slow"].outcome == Outcome.TIMEOUT
 
 
+@MODES
 async def test_pairs_next_to_a_fork_bomb_get_their_own_verdicts(
-    docker: aiodocker.Docker,
+    docker: aiodocker.Docker, mode: Mode
 ) -> None:
     """A fork bomb holds the container's pids limit until its pair ends at 1 s; a
     sibling that starts a process meanwhile fails for the bomb's sake. It runs again
     alone and gets its own verdict (pass); the bomb times out."""
     forker = "import subprocess, time\ntime.sleep(0.3)\nsubprocess.run(['true'], check=True)\n"
-    jobs = [pair("bomb", HOSTILE["fork_bomb"]), pair("forker", forker + GOOD)]
+    jobs = [pair("bomb", HOSTILE["fork_bomb"], mode=mode), pair("forker", forker + GOOD, mode=mode)]
     results = await DockerSandbox(docker, SETTINGS, parallel=2, labels=OURS).run_batch(jobs)
     assert results["forker"].outcome == Outcome.PASS, summary(results)
     assert results["bomb"].outcome == Outcome.TIMEOUT, summary(results)
     assert await our_containers(docker) == []
+
+
+# solutions and tests that use numpy and pandas as candidate code does
+NUMPY_SOLUTION = (
+    "import numpy as np\n"
+    "def add_one(x):\n"
+    "    return int(np.add(np.asarray(x, dtype=np.int64), 1))\n"
+)
+PANDAS_SOLUTION = (
+    "import pandas as pd\n"
+    "def add_one(x):\n"
+    "    frame = pd.DataFrame({'x': [x]})\n"
+    "    frame['y'] = frame['x'] + 1\n"
+    "    return int(frame.groupby('x')['y'].sum().iloc[0])\n"
+)
+NUMPY_TEST = """import unittest
+import numpy as np
+
+class TestAddOne(unittest.TestCase):
+    def test_many(self):
+        got = np.array([add_one(int(v)) for v in np.arange(-3, 4)])
+        np.testing.assert_array_equal(got, np.arange(-2, 5))
+        self.assertTrue(np.allclose(np.linalg.inv(np.eye(2) * 2), np.eye(2) / 2))
+
+    def test_zero(self):
+        self.assertEqual(add_one(0), 1)
+"""
+PANDAS_TEST = """import unittest
+import pandas as pd
+
+class TestAddOne(unittest.TestCase):
+    def test_series(self):
+        got = pd.Series([1, 2, 3]).map(add_one)
+        pd.testing.assert_series_equal(got, pd.Series([2, 3, 4]))
+
+    def test_zero(self):
+        self.assertEqual(add_one(0), 1)
+"""
+# reading memory through ctypes (numpy imported first): refused as without numpy
+CTYPES_READ = (
+    "import numpy as np, ctypes\n"
+    "_a = np.arange(4)\n"
+    "_raw = (ctypes.c_char * 8).from_address(_a.ctypes.data).raw\n" + GOOD
+)
+
+
+@MODES
+async def test_pairs_see_numpy_and_pandas(sandbox: DockerSandbox, mode: Mode) -> None:
+    """numpy and pandas import and work inside a pair (their import counts against the
+    pair's 1 s, as in CodeRM's executor); ctypes is refused with or without them."""
+    jobs = [
+        pair("numpy", NUMPY_SOLUTION, NUMPY_TEST, mode=mode),
+        pair("numpy_wrong", NUMPY_SOLUTION.replace(", 1)", ", 2)"), NUMPY_TEST, mode=mode),
+        pair("pandas", PANDAS_SOLUTION, PANDAS_TEST, mode=mode),
+        pair("pandas_wrong", PANDAS_SOLUTION.replace("+ 1", "+ 2"), PANDAS_TEST, mode=mode),
+        pair("numpy_and_pandas", NUMPY_SOLUTION + PANDAS_SOLUTION, NUMPY_TEST, mode=mode),
+        pair("ctypes_read", CTYPES_READ, mode=mode),
+    ]
+    results = await sandbox.run_batch(jobs)
+    print(summary(results))
+    assert {k: r.outcome for k, r in results.items()} == {
+        "numpy": Outcome.PASS,
+        "numpy_wrong": Outcome.FAIL,
+        "pandas": Outcome.PASS,
+        "pandas_wrong": Outcome.FAIL,
+        "numpy_and_pandas": Outcome.PASS,
+        "ctypes_read": Outcome.ERROR,
+    }, summary(results)
+    assert "ctypes" in (results["ctypes_read"].detail or "")
 
 
 def _checks(prefix: str, *codes: str) -> tuple[AssertCheck, ...]:
@@ -410,8 +521,10 @@ async def test_container_timeout_is_a_sandbox_error(
     assert await our_containers(docker) == []
 
 
-async def test_broken_image_is_a_sandbox_error(docker: aiodocker.Docker) -> None:
-    settings = SETTINGS.model_copy(update={"image": "coderm-sandbox-base:bookworm"})
+async def test_broken_image_is_a_sandbox_error(docker: aiodocker.Docker, image: str) -> None:
+    # the base the image was built from (build.sh labels the image with its id)
+    base = (await docker.images.inspect(image))["Config"]["Labels"]["coderm.base.id"]
+    settings = SETTINGS.model_copy(update={"image": base})
     sandbox = DockerSandbox(docker, settings, labels=OURS)
     with pytest.raises(SandboxError):  # no runner in the base image: runner exits non-zero
         await sandbox.run_batch([pair("x", GOOD)])

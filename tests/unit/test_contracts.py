@@ -49,17 +49,43 @@ def test_topology_names() -> None:
 @pytest.mark.parametrize(
     ("limits", "profile"),
     [
-        (ExecLimits.default_for(Style.UNITTEST), "sbx3/unittest/t1000ms-k2000ms"),
-        (ExecLimits.default_for(Style.ASSERT, 0.1), "sbx3/assert/t100ms-s3000ms"),
+        (ExecLimits.default_for(Style.UNITTEST), "sbx4/unittest/t1000ms-k2000ms"),
+        (ExecLimits.default_for(Style.ASSERT, 0.1), "sbx4/assert/t100ms-s3000ms"),
         (
             ExecLimits.default_for(Style.UNITTEST).model_copy(update={"adaptive": AdaptiveLimit()}),
-            "sbx3/unittest/t1000ms-k2000ms-a5x-f250ms-n3",
+            "sbx4/unittest/t1000ms-k2000ms-a5x-f250ms-n3",
+        ),
+        (
+            ExecLimits(
+                test_style=Style.UNITTEST, time_limit_s=1, kill_after_s=2, reference_globals=True
+            ),
+            "sbx4/unittest-ref/t1000ms-k2000ms",
+        ),
+        (
+            ExecLimits(
+                test_style=Style.UNITTEST,
+                time_limit_s=1,
+                kill_after_s=2,
+                reference_globals=True,
+                adaptive=AdaptiveLimit(),
+            ),
+            "sbx4/unittest-ref/t1000ms-k2000ms-a5x-f250ms-n3",
         ),
     ],
 )
 def test_profiles_name_semantics_and_limits(limits: ExecLimits, profile: str) -> None:
     assert limits.exec_profile() == profile
-    assert limits.ground_truth_profile("humaneval").startswith("sbx3/gt-humaneval/t3000ms")
+    assert limits.ground_truth_profile("humaneval").startswith("sbx4/gt-humaneval/t3000ms")
+
+
+def test_reference_globals_are_for_unittest_runs_only() -> None:
+    with pytest.raises(ValidationError, match="unittest"):
+        ExecLimits(
+            test_style=Style.ASSERT, time_limit_s=0.1, kill_after_s=0.1, reference_globals=True
+        )
+    stored = ExecLimits.default_for(Style.UNITTEST).model_dump()
+    del stored["reference_globals"]  # a run stored before the field existed
+    assert ExecLimits.model_validate(stored).reference_globals is False
 
 
 def _write(path: Path, rows: list[object]) -> Path:

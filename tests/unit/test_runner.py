@@ -472,3 +472,176 @@ def test_pairs_killed_from_outside_run_again_alone(tmp_path: Path, targets: str)
     assert results["killer"].outcome is not Outcome.PASS, summary(results)
     assert results["after_pass"].outcome is Outcome.PASS, summary(results)
     assert results["after_fail"].outcome is Outcome.FAIL, summary(results)
+
+
+# ---------------------------------------------------------------- reference globals
+
+
+def test_driver_and_runner_agree_on_the_reference_globals_name() -> None:
+    assert driver.REFERENCE_GLOBALS == runner_common.REFERENCE_GLOBALS
+
+
+CODERM_CLASS = (
+    "class TestF(unittest.TestCase):\n"
+    "    def test_a(self):\n        self.assertEqual(f(1), 2)\n"
+    "    def test_b(self):\n        self.assertEqual(f(2), 3)\n"
+)
+# how CodeRM wraps a generated test class
+CODERM_TAIL = (
+    "\nsuite = unittest.TestLoader().loadTestsFromTestCase(TestF)\n"
+    "runner = unittest.TextTestRunner(stream=output, verbosity=2)\n"
+    "result = runner.run(suite)\n"
+    "locals_dict['result'] = result\n"
+)
+CODERM_TEST = "import unittest\n" + CODERM_CLASS + CODERM_TAIL
+# our strict wrapping of the same class: a module-level ``result`` only
+STRICT_TEST = (
+    "import io\nimport unittest\n" + CODERM_CLASS + "\nsuite = unittest.TestLoader()"
+    ".loadTestsFromTestCase(TestF)\n"
+    "result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=2).run(suite)\n"
+)
+EMPTY_CLASS_TEST = "import unittest\nclass TestF(unittest.TestCase):\n    pass\n" + CODERM_TAIL
+
+# (solution, test) -> whether the pair passes in reference mode
+REFERENCE_CASES: dict[str, tuple[str, str, bool]] = {
+    "coderm_test": (GOOD, CODERM_TEST, True),
+    "coderm_test_wrong": (WRONG, CODERM_TEST, False),
+    "no_import_unittest": (GOOD, CODERM_CLASS + CODERM_TAIL, True),
+    "output_rebound": (GOOD + "output = []\n", CODERM_TEST, False),
+    "locals_dict_rebound": (GOOD + "locals_dict = {}\n", CODERM_TEST, False),
+    "strict_wrapping": (GOOD, STRICT_TEST, False),
+    "main_block_skipped": (
+        GOOD + "if __name__ == '__main__':\n    raise SystemExit(1)\n",
+        CODERM_TEST,
+        True,
+    ),
+    "zero_methods": (GOOD, EMPTY_CLASS_TEST, True),
+    "forged_result": (
+        WRONG,
+        CODERM_TEST
+        + "class _R:\n    failures = errors = []\n    testsRun = 2\n"
+        + "    def wasSuccessful(self):\n        return True\n"
+        + "locals_dict['result'] = _R()\n",
+        False,
+    ),
+    "forged_result_in_new_dict": (
+        WRONG,
+        CODERM_TEST + "locals_dict = {'result': unittest.TestResult()}\n",
+        False,
+    ),
+    "was_successful_patched": (
+        WRONG + "import unittest\nunittest.TestResult.wasSuccessful = lambda self: True\n",
+        CODERM_TEST,
+        False,
+    ),
+    "assert_equal_patched": (
+        WRONG + "unittest.TestCase.assertEqual = lambda *a, **k: None\n",
+        CODERM_TEST,
+        False,
+    ),
+    "runner_rebound": (
+        WRONG + "import io\n"
+        "class _Fake:\n"
+        "    def __init__(self, *a, **k):\n        pass\n"
+        "    def run(self, test):\n"
+        "        return unittest.TextTestResult(io.StringIO(), True, 1)\n"
+        "unittest.TextTestRunner = _Fake\n",
+        CODERM_TEST,
+        False,
+    ),
+}
+
+
+def _reference_jobs(reference: bool) -> list[UnittestJob | AssertJob]:
+    return [
+        pair_job(name, solution, test, 1.0, 2.0, reference_globals=reference)
+        for name, (solution, test, _) in REFERENCE_CASES.items()
+    ]
+
+
+def test_reference_globals_give_coderm_executor_verdicts() -> None:
+    """CodeRM's executor runs each module with exactly ``unittest``, ``output`` and
+    ``locals_dict`` as globals and passes it iff ``locals_dict['result']`` (the dict it
+    gave) was successful: the same verdicts here, without its forgeable
+    ``wasSuccessful``."""
+    results = run(_reference_jobs(True), parallel=3)
+    got = {name: r.outcome is Outcome.PASS for name, r in results.items()}
+    assert got == {name: ok for name, (_, _, ok) in REFERENCE_CASES.items()}, summary(results)
+    assert (results["coderm_test"].tests_run, results["coderm_test"].tests_passed) == (2, 2)
+    assert results["zero_methods"].tests_run == 0
+    assert results["coderm_test_wrong"].outcome is Outcome.FAIL
+    assert results["output_rebound"].outcome is Outcome.ERROR
+    assert results["locals_dict_rebound"].outcome is Outcome.ERROR
+    assert results["strict_wrapping"].outcome is Outcome.ERROR
+    assert results["forged_result"].outcome is Outcome.ERROR
+    assert "assertEqual" in (results["assert_equal_patched"].detail or "")
+
+
+def test_strict_globals_keep_their_verdicts() -> None:
+    """The same modules in the default (strict) namespace: our own wrapping passes;
+    CodeRM's needs ``output`` and ``locals_dict``, which only the reference mode
+    gives; a ``__main__`` block runs."""
+    results = run(
+        [
+            pair_job("strict_wrapping", GOOD, STRICT_TEST, 1.0, 2.0),
+            pair_job("coderm_test", GOOD, CODERM_TEST, 1.0, 2.0),
+            pair_job(
+                "main_block",
+                GOOD + "if __name__ == '__main__':\n    raise SystemExit(1)\n",
+                STRICT_TEST,
+                1.0,
+                2.0,
+            ),
+        ]
+    )
+    assert outcomes(results) == {
+        "strict_wrapping": Outcome.PASS,
+        "coderm_test": Outcome.ERROR,
+        "main_block": Outcome.PASS,
+    }, summary(results)
+
+
+def test_a_solution_failing_in_one_mode_does_not_fail_its_pairs_in_the_other() -> None:
+    """Pairs of the same solution text in both modes in one batch: the strict probe's
+    failure (no ``output`` there) does not fail the reference pairs without running."""
+    solution = GOOD + "assert isinstance(locals_dict, dict)\n"
+    jobs: list[UnittestJob | AssertJob] = [
+        pair_job(f"strict{i}", solution, STRICT_TEST + f"#{i}", 1.0, 2.0) for i in range(2)
+    ]
+    jobs += [
+        pair_job(f"ref{i}", solution, CODERM_TEST + f"#{i}", 1.0, 2.0, reference_globals=True)
+        for i in range(2)
+    ]
+    results = run(jobs, parallel=1)
+    assert outcomes(results) == {
+        "strict0": Outcome.ERROR,
+        "strict1": Outcome.ERROR,
+        "ref0": Outcome.PASS,
+        "ref1": Outcome.PASS,
+    }, summary(results)
+
+
+def test_unknown_globals_mode_is_a_sandbox_error() -> None:
+    payload: dict[str, Any] = {
+        "jobs": [
+            {"kind": "unittest", "key": "x", "code": GOOD, "globals": "nonsense"},
+            {
+                "kind": "unittest",
+                "key": "y",
+                "code": GOOD + "\n\n" + CODERM_TEST,
+                "globals": runner_common.REFERENCE_GLOBALS,
+            },
+        ]
+    }
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", str(RUNNER)],
+        input=_encode(payload),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {line.get("key"): line.get("outcome") for line in lines[:2]} == {
+        "x": "sandbox_error",
+        "y": "pass",
+    }
