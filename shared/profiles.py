@@ -19,7 +19,8 @@ from shared.enums import TestStyle
 #: 3: a pair that ran while the container's pids limit refused a fork (a sibling's fork
 #: bomb) runs again alone, in an emptied container.
 #: 4: pairs now see numpy and pandas (the image's Debian packages); a process a pair
-#: starts before the scheduler has read the pair's pid is no longer killed as escaped.
+#: starts before the scheduler has read the pair's pid is no longer killed as escaped;
+#: evalplus ground truth runs the plus check whatever the base check gave (plus_passed).
 SANDBOX_VERSION = "4"
 
 

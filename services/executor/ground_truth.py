@@ -4,11 +4,12 @@ Two kinds of labels (``shared/oracle.py``):
 
 * ``tests`` (HumanEval): an ``AssertJob`` whose setup is the solution and whose one
   check is the benchmark's ``test`` code and ``check(entry_point)`` (key ``g:<id>``);
-* ``outputs`` (evalplus): an ``AssertJob`` with an empty setup and two checks, base
-  inputs (``gb:<id>``) then plus inputs (``g:<id>``), each executing the solution afresh
-  and comparing its outputs with the stored ones (``evalplus_check.py``, whose source the
-  base check loads into the worker once). ``ground_truth.base_passed`` keeps the base
-  verdict, ``passed`` the headline base-and-plus one.
+* ``outputs`` (evalplus): an ``AssertJob`` whose setup loads the comparison code
+  (``evalplus_check.py``) and whose two checks, base inputs (``gb:<id>``) then plus
+  inputs (``g:<id>``), each execute the solution afresh and compare its outputs with the
+  stored ones. Both checks always run. ``ground_truth.passed`` keeps the headline
+  base-and-plus verdict, ``base_passed`` the base inputs' alone and ``plus_passed`` the
+  plus inputs' alone (evalplus's ``plus_status``, by which CodeRM labels solutions).
 """
 
 from __future__ import annotations
@@ -57,13 +58,15 @@ class OutputsLabel:
     time_limit_s: float
 
     def job(self, solution_id: int, code: str, setup_time_limit_s: float) -> AssertJob:
-        """The solution's ground-truth job: base check, then plus check."""
+        """The solution's ground-truth job: base check, then plus check, each run whatever
+        the other gave. The comparison code is loaded by the setup, so that a worker
+        started afresh after a check timed out has it too."""
         call = f"_coderm_gt['check'](globals(), {code!r}, "
         return AssertJob(
             key=f"gt:{solution_id}",
-            setup="",
+            setup=_LOAD,
             checks=(
-                AssertCheck(base_key(solution_id), f"{_LOAD}{call}{self.base_spec})\n"),
+                AssertCheck(base_key(solution_id), f"{call}{self.base_spec})\n"),
                 AssertCheck(label_key(solution_id), f"{call}{self.plus_spec})\n"),
             ),
             time_limit_s=self.time_limit_s,
@@ -86,7 +89,6 @@ def outputs_label(entry_point: str, oracle: Oracle) -> OutputsLabel:
         budgets.append(check_budget(limits))
         spec = {
             "label": label,
-            "requires_base": label == "plus",
             "entry_point": entry_point,
             "dataset": oracle.dataset,
             "atol": oracle.atol,
@@ -132,9 +134,10 @@ def label_rows(results: dict[str, JobResult], profile: str) -> list[dict[str, ob
     """One ``ground_truth`` row per labelled solution from its check results (keys
     ``g:<id>`` and, for evalplus benchmarks, ``gb:<id>``).
 
-    ``passed`` is the headline verdict (base and plus inputs), ``base_passed`` the base
-    inputs' alone (``None`` for HumanEval-style labels); the outcome, duration and
-    detail are the first failing check's (both checks' total duration).
+    ``passed`` is the headline verdict (base and plus inputs), ``base_passed`` and
+    ``plus_passed`` the base and the plus inputs' alone (``None`` for HumanEval-style
+    labels); the outcome, duration and detail are the first failing check's (both
+    checks' total duration).
     """
     rows: list[dict[str, object]] = []
     for key, plus in results.items():
@@ -152,6 +155,7 @@ def label_rows(results: dict[str, JobResult], profile: str) -> list[dict[str, ob
                 "outcome": (Outcome.PASS if failed is None else _outcome(failed)).value,
                 "passed": failed is None,
                 "base_passed": None if base is None else base.outcome is Outcome.PASS,
+                "plus_passed": None if base is None else plus.outcome is Outcome.PASS,
                 "duration_ms": sum(durations) if durations else None,
                 "detail": None if failed is None else failed.detail,
             }

@@ -268,6 +268,9 @@ class GroundTruth(Base):
     """The headline verdict (evalplus: base and plus inputs)."""
     base_passed: Mapped[bool | None] = mapped_column(Boolean)
     """evalplus benchmarks: the verdict on the base inputs alone; else ``None``."""
+    plus_passed: Mapped[bool | None] = mapped_column(Boolean)
+    """evalplus benchmarks: the verdict on the plus inputs alone (evalplus's
+    ``plus_status``, CodeRM's label); else ``None``."""
     duration_ms: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()

@@ -15,6 +15,7 @@ from services.executor.ground_truth import label_rows, outputs_label
 from services.executor.sandbox import JobResult
 from shared.enums import Outcome
 from shared.oracle import Expected, Oracle, check_budget, input_limits, outputs_profile
+from shared.profiles import SANDBOX_VERSION
 from shared.pyliteral import LiteralError, decode, encode
 
 INF, NAN = math.inf, math.nan
@@ -183,7 +184,6 @@ def test_large_outputs_are_digested_only_where_equality_alone_decides() -> None:
 def _spec(label: str, inputs: list[Any], expected: list[Any], **extra: Any) -> dict[str, Any]:
     return {
         "label": label,
-        "requires_base": label == "plus",
         "entry_point": "f",
         "dataset": "humaneval",
         "atol": 0.0,
@@ -212,9 +212,13 @@ def test_check_runs_the_solution_afresh_and_reports_the_first_failure() -> None:
         rules.check(_scope(), "g = 1\n", _spec("base", [[1]], [2]))
 
 
-def test_plus_check_does_not_run_when_base_failed() -> None:
-    with pytest.raises(AssertionError, match="base inputs did not pass"):
-        rules.check(_scope(), "def f(x):\n    return x\n", _spec("plus", [[1]], [1]))
+def test_plus_check_runs_when_base_failed() -> None:
+    """evalplus's plus_status (CodeRM's label) is the plus inputs' verdict alone."""
+    scope = _scope()
+    with pytest.raises(AssertionError, match="base input 0: wrong output"):
+        rules.check(scope, "def f(x):\n    return x\n", _spec("base", [[1]], [2]))
+    rules.check(scope, "def f(x):\n    return x\n", _spec("plus", [[1]], [1]))
+    assert rules.BASE_FLAG not in scope
 
 
 def test_an_input_that_overruns_its_limit_times_out() -> None:
@@ -250,15 +254,19 @@ def test_time_limits_follow_evalplus_defaults() -> None:
     assert input_limits([100.0, 400.0, 3000.0]) == [1.0, 1.6, 12.0]
     assert check_budget([1.0, 1.6]) == pytest.approx(4.6)  # sum + 2 s
     assert check_budget([30.0, 40.0]) == 62.0  # capped at 60 s + 2 s
-    assert outputs_profile("humaneval+") == "sbx3/gt-humaneval+/evalplus1-x4-min1000ms"
+    assert (
+        outputs_profile("humaneval+")
+        == f"sbx{SANDBOX_VERSION}/gt-humaneval+/evalplus1-x4-min1000ms"
+    )
 
 
 def test_outputs_job_has_a_base_and_a_plus_check() -> None:
     label = outputs_label("f", _oracle(base_ms=[100.0, 400.0], plus_ms=[10.0]))
     assert label.time_limit_s == pytest.approx(4.6 + 1.0)
     job = label.job(7, "def f(x):\n    return 2 * x\n", 3.0)
-    assert job.setup == "" and [c.key for c in job.checks] == ["gb:7", "g:7"]
+    assert [c.key for c in job.checks] == ["gb:7", "g:7"]
     scope: dict[str, Any] = {"__name__": "__coderm_pair__", "__builtins__": __builtins__}
+    exec(compile(job.setup, "<setup>", "exec"), scope)
     for check in job.checks:
         exec(compile(check.code, "<check>", "exec"), scope)  # both pass
     assert scope[rules.BASE_FLAG] is True
@@ -270,14 +278,14 @@ def _result(key: str, outcome: Outcome, ms: float = 1.0, detail: str | None = No
     return JobResult(key, outcome, None, None, ms, detail)
 
 
-def test_label_rows_keep_base_and_headline_verdicts() -> None:
+def test_label_rows_keep_base_plus_and_headline_verdicts() -> None:
     results = {
         "gb:1": _result("gb:1", Outcome.PASS),
         "g:1": _result("g:1", Outcome.PASS, 2.0),
         "gb:2": _result("gb:2", Outcome.PASS),
         "g:2": _result("g:2", Outcome.FAIL, 2.0, "AssertionError: plus input 4: wrong output"),
         "gb:3": _result("gb:3", Outcome.ERROR, 5.0, "TimeoutError: base input 0 exceeded 1 s"),
-        "g:3": _result("g:3", Outcome.FAIL, 0.1, "AssertionError: not run"),
+        "g:3": _result("g:3", Outcome.PASS, 0.1),
         "g:4": _result("g:4", Outcome.FAIL, 3.0, "AssertionError"),  # HumanEval style
     }
     rows = {r["solution_id"]: r for r in label_rows(results, "P")}
@@ -290,6 +298,7 @@ def test_label_rows_keep_base_and_headline_verdicts() -> None:
         "timeout",
     )
     assert (rows[4]["passed"], rows[4]["base_passed"], rows[4]["profile"]) == (False, None, "P")
+    assert [rows[i]["plus_passed"] for i in (1, 2, 3, 4)] == [True, False, True, None]
 
 
 # ------------------------------------------------------------------ sandbox output

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import zlib
+
 import pytest
 
 from services.executor.jobs import ground_truth_program, plan_jobs, result_rows
 from services.executor.sandbox import (
+    _HEADER,
+    _MAGIC,
     GRACE_S,
+    REFERENCE_GLOBALS,
     AssertCheck,
     AssertJob,
     JobResult,
     UnittestJob,
+    encode_batch,
     worst_case_seconds,
 )
 from services.executor.store import CodeItem
@@ -46,6 +53,18 @@ def test_unittest_style_one_job_per_pair_with_pair_code() -> None:
     assert (job.time_limit_s, job.kill_after_s) == (1.0, 2.0)
 
 
+@pytest.mark.parametrize("reference", [False, True])
+def test_unittest_jobs_carry_the_runs_globals_mode(reference: bool) -> None:
+    limits = ExecLimits(
+        test_style=Style.UNITTEST, time_limit_s=1.0, kill_after_s=2.0, reference_globals=reference
+    )
+    plan = plan_jobs(limits, SOLUTIONS[:1], TESTS, set(), {1}, "check")
+    assert [j.reference_globals for j in plan.jobs if isinstance(j, UnittestJob)] == [reference] * 2
+    wire = json.loads(zlib.decompress(encode_batch(plan.jobs)[len(_MAGIC) + _HEADER.size :]))
+    expected = [REFERENCE_GLOBALS] * 2 if reference else [None, None]
+    assert [job.get("globals") for job in wire["jobs"]] == expected
+
+
 def test_nothing_to_do_when_everything_is_cached() -> None:
     limits = ExecLimits.default_for(Style.ASSERT)
     done = {(s.id, t.id) for s in SOLUTIONS for t in TESTS}
@@ -70,6 +89,7 @@ def test_result_rows_split_executions_and_labels() -> None:
             "outcome": "fail",
             "passed": False,
             "base_passed": None,
+            "plus_passed": None,
             "duration_ms": 2.0,
             "detail": "AssertionError",
         }
