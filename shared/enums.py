@@ -17,11 +17,28 @@ class CompletionFormat(StrEnum):
 
     ``completion``: a continuation of a plain prompt (CodeT style: a function body,
     or asserts after ``assert ``). ``chat``: a chat answer with markdown code blocks
-    (CodeRM style).
+    (CodeRM style, extracted by our rules). ``chat-ref``: a chat answer extracted by
+    CodeRM's own scripts' rules, text for text. ``code``: the text already is the
+    extracted code (a solution of CodeRM's ``sol_*.jsonl``, or a wrapped unit test of
+    its ``ut_*.jsonl``), used verbatim.
     """
 
     COMPLETION = "completion"
     CHAT = "chat"
+    CHAT_REF = "chat-ref"
+    CODE = "code"
+
+    @property
+    def is_chat(self) -> bool:
+        """Whether completions of this format are sampled from chat messages (``chat``,
+        ``chat-ref``); ``completion`` continues a plain prompt, ``code`` is never
+        sampled (it is imported)."""
+        return self in (CompletionFormat.CHAT, CompletionFormat.CHAT_REF)
+
+    def test_style(self) -> TestStyle:
+        """How tests of this format run: asserts for ``completion``, a ``unittest``
+        class otherwise."""
+        return TestStyle.ASSERT if self is CompletionFormat.COMPLETION else TestStyle.UNITTEST
 
 
 class ModelRole(StrEnum):

@@ -20,6 +20,11 @@ from services.extractor.extraction import (
     extract_completion_asserts,
     extract_completion_solution,
 )
+from services.extractor.extraction_ref import (
+    extract_solution_ref,
+    extract_unittest_ref,
+    extract_verbatim,
+)
 from shared.broker import Broker
 from shared.db.models import Completion, Problem, RunProblem, Solution, UnitTest
 from shared.enums import CompletionFormat, ExtractionStatus, Role, TestStyle
@@ -30,9 +35,21 @@ log = structlog.get_logger(__name__)
 
 
 def extract(completion: Completion, problem: Problem) -> tuple[Extracted, TestStyle | None]:
-    """Extract one completion by its role and format; the test style for tests."""
+    """Extract one completion by its role and format; the test style for tests.
+
+    ``code`` texts are taken verbatim and ``chat-ref`` answers extracted by CodeRM's
+    own rules (:mod:`services.extractor.extraction_ref`); tests of both are unittest
+    classes.
+    """
     fmt = CompletionFormat(completion.format)
-    if completion.role == Role.SOLUTION.value:
+    solution = completion.role == Role.SOLUTION.value
+    if fmt is CompletionFormat.CODE:
+        return extract_verbatim(completion.text, solution), None if solution else TestStyle.UNITTEST
+    if fmt is CompletionFormat.CHAT_REF:
+        if solution:
+            return extract_solution_ref(completion.text), None
+        return extract_unittest_ref(completion.text), TestStyle.UNITTEST
+    if solution:
         if fmt is CompletionFormat.CHAT:
             return extract_chat_solution(completion.text), None
         return extract_completion_solution(problem.prompt, completion.text), None
