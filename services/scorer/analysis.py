@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from services.scorer import allocation, scaling
 from services.scorer.analysis_types import AllocationPoint, CurvePoint, ProblemMatrix
+from services.scorer.coderm_reference import ReferenceFigure, ReferenceParams, reference_figure
 from services.scorer.metrics import Quality, QualityReport, unit_test_quality
 from services.scorer.scoring import ProblemScore, run_metrics, score_problem
 from services.scorer.strategies import StrategyResult
@@ -31,6 +32,7 @@ STRATEGY_LABELS = {
     "oracle": "oracle (any correct)",
     "coderm_majority": "CodeRM majority voting",
     "codet": "CodeT dual agreement",
+    "mbr_exec": "MBR-Exec (most agreeing pass vector)",
     "first_max": "first max (first sample with most passes)",
 }
 BOUNDS = {"vanilla": "lower bound", "oracle": "upper bound"}
@@ -121,6 +123,8 @@ class RunAnalysis:
     benchmark has them (evalplus), else ``None``. Curve and allocation points are
     :class:`~services.scorer.analysis_types.CurvePoint` /
     :class:`~services.scorer.analysis_types.AllocationPoint` as dicts.
+    ``coderm_reference``: CodeRM's majority-voting figure as ``calculate_result.py``
+    computes it (:mod:`services.scorer.coderm_reference`), when requested.
     """
 
     problems: int
@@ -136,6 +140,7 @@ class RunAnalysis:
     problem_rows: list[ProblemRow]
     unlabelled: list[UnlabelledRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    coderm_reference: ReferenceFigure | None = None
 
 
 def strategy_order(strategy: str) -> tuple[int, str]:
@@ -261,6 +266,7 @@ def analyse_run(
     curve_draws: int = 20,
     seed: int = 0,
     curves: bool = True,
+    reference: ReferenceParams | None = None,
 ) -> RunAnalysis:
     """Analyse a run's labelled problems (``problems``), plus base-input verdicts of
     the same problems (``base_problems``) and problems without ground truth.
@@ -269,7 +275,8 @@ def analyse_run(
     (:func:`~services.scorer.scaling.tests_curve`, slots over test samples) and use the
     first n solution samples (:func:`~services.scorer.scaling.solutions_curve`,
     CodeRM's prefix); ``curves=False`` skips them and the allocation curve (e.g. for
-    comparisons).
+    comparisons). With ``reference``, CodeRM's ``calculate_result.py`` figure over the
+    labelled problems (:func:`~services.scorer.coderm_reference.reference_figure`).
     """
     notes: list[str] = []
     state = _ground_truth(len(problems), len(unlabelled))
@@ -306,6 +313,7 @@ def analyse_run(
         else [],
         unlabelled=[_unlabelled_row(p) for p in unlabelled],
         notes=notes,
+        coderm_reference=reference_figure(problems, reference) if reference and problems else None,
     )
 
 

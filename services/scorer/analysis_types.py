@@ -95,8 +95,9 @@ class CurvePoint:
 
     ``axis``: ``"tests"`` (m grows) or ``"solutions"`` (n grows); ``size`` the
     requested m or n; ``strategy`` a selection strategy name (``coderm_majority``,
-    ``codet``, ``first_max``, and the references ``vanilla``, ``oracle``); ``bucket``
-    :data:`ALL_PROBLEMS` or a :attr:`DifficultyBucket.label`. ``accuracy`` is the
+    ``codet``, ``first_max``, ``mbr_exec``, and the references ``vanilla``,
+    ``oracle``); ``bucket`` :data:`ALL_PROBLEMS` or a
+    :attr:`DifficultyBucket.label`. ``accuracy`` is the
     mean over draws of the run accuracy (mean over the bucket's problems of the
     strategy's pass@1), in [0, 1]; ``stdev`` the population standard deviation of
     the run accuracy over the draws (0 for one draw); ``capped`` the number of

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from services.scorer.analysis_types import ProblemMatrix, TestDrawMode
 
-STRATEGIES = ("vanilla", "oracle", "coderm_majority", "codet", "first_max")
+STRATEGIES = ("vanilla", "oracle", "coderm_majority", "codet", "first_max", "mbr_exec")
 
-Scores = tuple[float, float, float, float, float]
+Scores = tuple[float, float, float, float, float, float]
 """One draw's pass@1 of a problem, in the order of :data:`STRATEGIES`."""
 
 Draw = tuple[int, int]
@@ -156,9 +156,12 @@ def _codet_top(merged: dict[int, list[int]]) -> list[list[int]] | None:
 def score_draw(groups: Sequence[Group], draw: Draw) -> Scores:
     """Every strategy's pass@1 on the samples of ``groups`` with the drawn tests.
 
-    Majority voting and first-max count a drawn test once; CodeT weighs it by its
-    drawn slots. Same rules as ``vanilla``, ``oracle``, ``coderm_majority_vote``,
-    ``codet_dual_agreement`` and ``first_max`` in :mod:`services.scorer.strategies`.
+    Majority voting, first-max and MBR-Exec count a drawn test once; CodeT weighs it
+    by its drawn slots. Same rules as ``vanilla``, ``oracle``, ``coderm_majority_vote``,
+    ``codet_dual_agreement``, ``first_max`` and ``mbr_exec`` in
+    :mod:`services.scorer.strategies`. MBR-Exec: the merged entries are exactly the
+    classes of equal drawn passed sets, so the pick is uniform over the samples of the
+    entries with the most samples, ``score = sum(correct) / sum(samples)`` over them.
     """
     merged = _merge(groups, draw)
     n = sum(e[0] for e in merged.values())
@@ -171,7 +174,10 @@ def score_draw(groups: Sequence[Group], draw: Draw) -> Scores:
     first = float(min((e[2], e[3]) for e in leaders)[1])
     tied = _codet_top(merged)
     codet = c / n if tied is None else sum(e[1] for e in tied) / sum(e[0] for e in tied)
-    return (c / n, float(c > 0), majority, codet, first)
+    agreement = max(e[0] for e in merged.values())
+    agreeing = [e for e in merged.values() if e[0] == agreement]
+    mbr = sum(e[1] for e in agreeing) / sum(e[0] for e in agreeing)
+    return (c / n, float(c > 0), majority, codet, first, mbr)
 
 
 def consensus_share(groups: Sequence[Group], draw: Draw) -> float:

@@ -3,8 +3,8 @@ tests m or of solutions n grows, overall and per difficulty decile (pure, no I/O
 
 Nothing is re-executed: a draw of tests or solutions is applied to the stored
 pass/fail matrix. Strategies are the ones of :mod:`services.scorer.strategies`
-(``coderm_majority``, ``codet``, ``first_max``; ``vanilla`` and ``oracle`` as
-references), computed on bitmasks (:mod:`services.scorer.bitmatrix`).
+(``coderm_majority``, ``codet``, ``first_max``, ``mbr_exec``; ``vanilla`` and
+``oracle`` as references), computed on bitmasks (:mod:`services.scorer.bitmatrix`).
 
 Each (problem, axis, size) has its own ``random.Random(f"{seed}:{axis}:{problem_id}:{size}")``,
 so a point does not depend on which other problems or sizes are computed, and a
@@ -127,8 +127,8 @@ def tests_curve(
     ``"samples"`` one slot per test occurrence plus empty completions, ``"coderm"``
     one per unique test plus empty ones up to ``test_samples``). For each m, each of
     ``samples`` draws takes ``min(m, S)`` slots without replacement; a test counts for
-    majority voting and first-max when any of its slots is drawn, and with the number
-    of its drawn slots as CodeT's weight. All solution samples are used; all
+    majority voting, first-max and MBR-Exec when any of its slots is drawn, and with
+    the number of its drawn slots as CodeT's weight. All solution samples are used; all
     strategies see the same draws. A problem with ``m >= S`` is scored once with
     every slot (``capped``). The sizes kept are those below the largest S and the
     first one at or above it. A point's ``draws`` is 1 when every problem is capped.

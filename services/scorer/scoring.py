@@ -14,6 +14,7 @@ from services.scorer.strategies import (
     codet_dual_agreement,
     codet_pass_at_k,
     first_max,
+    mbr_exec,
     oracle,
     vanilla,
 )
@@ -35,18 +36,19 @@ def score_problem(
 ) -> dict[str, StrategyResult]:
     """Every strategy's pick for one problem, keyed by strategy name.
 
-    Strategies: ``vanilla``, ``oracle``, ``coderm_majority``, ``codet`` and
-    ``first_max`` (the names stored in ``selections.strategy``). ``vanilla`` carries
-    ``n`` and ``c`` (samples, correct samples) so that random-pick pass@k can be
-    computed for the run; ``codet`` carries its pass@k for k in 2, 10. Pure and
-    deterministic: scoring a matrix twice gives equal results (the scorer's upsert
-    relies on it).
+    Strategies: ``vanilla``, ``oracle``, ``coderm_majority``, ``codet``,
+    ``mbr_exec`` and ``first_max`` (the names stored in ``selections.strategy``).
+    ``vanilla`` carries ``n`` and ``c`` (samples, correct samples) so that random-pick
+    pass@k can be computed for the run; ``codet`` carries its pass@k for k in 2, 10.
+    Pure and deterministic: scoring a matrix twice gives equal results (the scorer's
+    upsert relies on it).
     """
     results = {
         "vanilla": vanilla(candidates),
         "oracle": oracle(candidates),
         "coderm_majority": coderm_majority_vote(candidates),
         "codet": codet_dual_agreement(candidates, test_weights),
+        "mbr_exec": mbr_exec(candidates),
         "first_max": first_max(candidates),
     }
     n = len(candidates)
@@ -71,8 +73,8 @@ def score_problem(
 
 def run_metrics(scores: Iterable[ProblemScore]) -> dict[str, tuple[float, int]]:
     """Mean over problems of each strategy's pass@1 (every strategy stored, so
-    ``first_max.pass@1`` too), and pass@k where every problem defines it (as CodeT
-    reports pass@k), in percent.
+    ``mbr_exec.pass@1`` and ``first_max.pass@1`` too), and pass@k where every problem
+    defines it (as CodeT reports pass@k), in percent.
 
     Returns ``name -> (value, problems)``; names are ``<strategy>.pass@<k>``. Random-pick
     pass@k is :func:`~services.scorer.metrics.random_pass_at_k` of the problems'

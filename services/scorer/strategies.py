@@ -15,6 +15,9 @@ Sources followed (read from the released code, re-implemented here):
 * CodeRM, ``RUCKBReasoning/CodeRM``: ``evaluation/calculate_result.py``
   (``calc_best_of_n``, ``get_result_on_sol_and_ut``) and
   ``preprocess/extract_unit_test.py`` (tests deduplicated before indexing).
+* MBR-Exec: Shi et al., 2022, "Natural Language to Code Translation with Execution"
+  (minimum Bayes risk decoding with the hard execution loss), a baseline of CodeRM's
+  Table 1; from the paper's definition (no released code read).
 
 A solution's "id" in the sample-order sense (CodeRM's ``sol_id``) is its position in
 the candidate sequence, 0-based; ``Candidate.solution_id`` is the stored id of its
@@ -177,6 +180,43 @@ def coderm_majority_vote(candidates: Sequence[Candidate]) -> StrategyResult:
     detail: dict[str, float | int | str] = {
         "top_passed": top,
         "consistency": best,
+        "kept_samples": len(kept),
+        "kept_correct": n_correct,
+    }
+    return StrategyResult(n_correct / len(kept), _unique_ids(kept), detail)
+
+
+# --------------------------------------------------------------------- MBR-Exec
+
+
+def mbr_exec(candidates: Sequence[Candidate]) -> StrategyResult:
+    """MBR-Exec with the hard execution loss (Shi et al., 2022, "Natural Language to
+    Code Translation with Execution"): pick the sample whose execution result agrees
+    with the most samples.
+
+    ``agreement(i) = #{j : P[j] == P[i]}`` over every sample j (i itself included),
+    where P[i] is the set of tests sample i passes; the pick is uniform over the
+    samples of maximal agreement, ``score = correct among them / their number``
+    (expected correctness).
+
+    The execution result here is the pass/fail vector over the problem's generated
+    tests, the only execution signal stored: two solutions with equal outputs on a
+    test's input get equal pass bits, so this equality is a coarsening of MBR-Exec's
+    output equality (different wrong outputs both read "fail"). Counted per sample
+    like the other strategies: duplicates of one code each add to the agreement, and
+    a sample without code takes part with P = {} (as in
+    :func:`coderm_majority_vote`). Unlike majority voting, the number of tests passed
+    plays no part. With no tests every sample has P = {}, all tie, and the score is
+    the random-pick expectation ``correct samples / N``.
+    """
+    validate(candidates)
+    agreement = Counter(c.passed for c in candidates)
+    best = max(agreement.values())
+    kept = [c for c in candidates if agreement[c.passed] == best]
+    n_correct = sum(1 for c in kept if c.correct)
+    detail: dict[str, float | int | str] = {
+        "agreement": best,
+        "classes": len(agreement),
         "kept_samples": len(kept),
         "kept_correct": n_correct,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.reproduce_codet import PUBLISHED, checks, table
+from bench.reproduce_codet import PUBLISHED, checks, information, table
 
 #: The figures of the full run in docs/BENCHMARKS.md.
 MEASURED = {
@@ -55,3 +55,15 @@ def test_a_missing_figure_fails_and_a_subset_gets_no_verdict() -> None:
     assert set(_verdicts(MEASURED, full=False).values()) == {"-"}
     text = table(checks(MEASURED, True))
     assert "CodeT pass@1" in text and "+0.48" in text and "OK" in text
+
+
+def test_mbr_exec_is_printed_for_information_only() -> None:
+    (line,) = information({**MEASURED, "mbr_exec.pass@1": 31.234})
+    assert line.startswith("MBR-Exec pass@1") and "31.23" in line and "information" in line
+    assert "OK" not in line and "FAIL" not in line
+    assert "mbr_exec.pass@1" not in PUBLISHED  # never part of the verdict
+    assert {row.name for row in checks({**MEASURED, "mbr_exec.pass@1": 0.0}, True)} == set(
+        PUBLISHED
+    )
+    (missing,) = information(MEASURED)
+    assert " - " in missing

@@ -17,6 +17,7 @@ from services.scorer.strategies import (
     coderm_majority_vote,
     codet_dual_agreement,
     first_max,
+    mbr_exec,
     oracle,
     restrict_tests,
     vanilla,
@@ -88,6 +89,7 @@ def reference(cands: list[Candidate], weights: dict[int, int]) -> tuple[float, .
         coderm_majority_vote(cands).score,
         codet_dual_agreement(cands, weights).score,
         first_max(cands).score,
+        mbr_exec(cands).score,
     )
 
 
@@ -132,9 +134,10 @@ def test_consensus_share(cands: list[Candidate], weights: dict[int, int], share:
 # ------------------------------------------------------------------ tests curve
 
 # tests 1 and 2, one slot each. Test 1 alone: solution 1 (correct) alone on top for
-# every strategy -> 1; test 2 alone: solutions 2 and 3 -> 0 for every strategy. Both
-# tests: majority keeps {2} (consistency 2) -> 0; CodeT 1*sqrt(2) > 1*1 -> 0;
-# first-max: sample 0 -> 1.
+# majority, CodeT and first-max -> 1, but MBR-Exec sees {1} once and {} twice -> 0;
+# test 2 alone: solutions 2 and 3 -> 0 for every strategy. Both tests: majority keeps
+# {2} (consistency 2) -> 0; CodeT 1*sqrt(2) > 1*1 -> 0; first-max: sample 0 -> 1;
+# MBR-Exec {2} twice -> 0.
 TINY = problem([c(1, (1,), True), c(2, (2,)), c(3, (2,))], {1: 1, 2: 1}, 2)
 
 
@@ -144,7 +147,14 @@ def test_tests_curve_hand_computed() -> None:
     assert {p.bucket for p in curve} == {ALL_PROBLEMS, "[0.3,0.4)"}
     full = points(curve, 2)
     assert full == pytest.approx(
-        {"vanilla": 1 / 3, "oracle": 1.0, "coderm_majority": 0.0, "codet": 0.0, "first_max": 1.0}
+        {
+            "vanilla": 1 / 3,
+            "oracle": 1.0,
+            "coderm_majority": 0.0,
+            "codet": 0.0,
+            "first_max": 1.0,
+            "mbr_exec": 0.0,
+        }
     )
     one = points(curve, 1)
     assert one["vanilla"] == pytest.approx(1 / 3)
@@ -152,6 +162,7 @@ def test_tests_curve_hand_computed() -> None:
     # every draw gives the same score to the three selections: either 1 or 0
     assert one["coderm_majority"] == one["codet"] == one["first_max"]
     assert one["coderm_majority"] == pytest.approx(0.5, abs=0.1)
+    assert one["mbr_exec"] == 0.0
     by_size = {(p.size, p.strategy): p for p in curve if p.bucket == ALL_PROBLEMS}
     assert (by_size[1, "codet"].draws, by_size[1, "codet"].capped) == (400, 0)
     assert (by_size[2, "codet"].draws, by_size[2, "codet"].capped) == (1, 1)
@@ -193,7 +204,14 @@ def test_problems_without_tests() -> None:
     curve = scaling.tests_curve([nothing], sizes=(1, 10))
     assert {p.size for p in curve} == {1}
     assert points(curve, 1) == pytest.approx(
-        {"vanilla": 0.25, "oracle": 1.0, "coderm_majority": 0.25, "codet": 0.25, "first_max": 1.0}
+        {
+            "vanilla": 0.25,
+            "oracle": 1.0,
+            "coderm_majority": 0.25,
+            "codet": 0.25,
+            "first_max": 1.0,
+            "mbr_exec": 0.25,
+        }
     )
 
 
@@ -252,11 +270,11 @@ GROWING = problem([c(1), c(2, (1,), True), c(3, (1,), True), c(4, (1, 2))], {1: 
     ("size", "expected"),
     [
         # s1 alone: nothing correct
-        (1, (0.0, 0.0, 0.0, 0.0, 0.0)),
-        # s1, s2: s2 passes most; CodeT ranks s2 alone
-        (2, (0.5, 1.0, 1.0, 1.0, 1.0)),
-        # all four: s4 passes 2 tests; CodeT 2*sqrt(1) > 1*sqrt(2)
-        (5, (0.5, 1.0, 0.0, 0.0, 0.0)),
+        (1, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)),
+        # s1, s2: s2 passes most; CodeT ranks s2 alone; MBR-Exec: {} and {1} tie
+        (2, (0.5, 1.0, 1.0, 1.0, 1.0, 0.5)),
+        # all four: s4 passes 2 tests; CodeT 2*sqrt(1) > 1*sqrt(2); MBR-Exec: {1} twice
+        (5, (0.5, 1.0, 0.0, 0.0, 0.0, 1.0)),
     ],
 )
 def test_solutions_curve_prefix(size: int, expected: tuple[float, ...]) -> None:
@@ -273,6 +291,7 @@ def test_solutions_curve_bootstrap() -> None:
     # one sample drawn uniformly: every strategy picks it, half are correct
     assert one["vanilla"] == pytest.approx(0.5, abs=0.05)
     assert one["coderm_majority"] == one["codet"] == one["first_max"] == one["vanilla"]
+    assert one["mbr_exec"] == one["vanilla"]
     assert one["oracle"] == one["vanilla"]
     # n >= N: every sample, as the prefix
     assert points(curve, 5) == points(solutions_curve([GROWING], sizes=(1, 5)), 5)

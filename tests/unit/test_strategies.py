@@ -31,6 +31,7 @@ from services.scorer.strategies import (
     codet_pass_at_k,
     codet_rank,
     first_max,
+    mbr_exec,
     oracle,
     restrict_tests,
     unbiased_pass_at_k,
@@ -116,7 +117,7 @@ def test_vanilla_and_oracle(
     ],
 )
 def test_invalid_inputs_are_rejected(cands: list[Candidate]) -> None:
-    for strategy in (vanilla, oracle, coderm_majority_vote):
+    for strategy in (vanilla, oracle, coderm_majority_vote, mbr_exec):
         with pytest.raises(ValueError):
             strategy(cands)
     with pytest.raises(ValueError):
@@ -416,6 +417,71 @@ def test_first_max(
 def test_first_max_rejects_invalid_input() -> None:
     with pytest.raises(ValueError):
         first_max([])
+
+
+# ------------------------------------------------------------------ MBR-Exec
+
+
+@pytest.mark.parametrize(
+    ("cands", "score", "chosen", "agreement", "classes"),
+    [
+        # the largest class of equal pass vectors wins even though it passes fewer tests
+        # (majority voting would pick code 1 alone: 1.0)
+        ([c(1, (1, 2), True), c(2, (1,)), c(3, (1,))], 0.0, (2, 3), 2, 2),
+        # duplicates count per sample: 3 samples of code 2 outvote codes 1 and 3
+        ([c(1, (1,), True), *many(3, 2, (2,)), c(3, (1, 2), True)], 0.0, (2,), 3, 3),
+        # ... and 2 samples of a correct code against 1 of a wrong one
+        ([*many(2, 1, (1,), True), c(2, (2,))], 1.0, (1,), 2, 2),
+        # a tie between classes: uniform over their samples, 2 correct of 3
+        ([*many(2, 1, (1,), True), c(2, (2,)), c(3, (2,)), c(4, (3,))], 0.5, (1, 2, 3), 2, 3),
+        ([c(1, (1,), True), c(2, (2,)), c(3, (3,), True)], 2 / 3, (1, 2, 3), 1, 3),
+        # no tests at all: every sample ties, the random-pick expectation 1/4
+        ([c(1, (), True), c(2), c(3), c(None)], 0.25, (1, 2, 3), 4, 1),
+        # no-code samples pass nothing and agree with the codes that pass nothing:
+        # {} has 3 samples (two no-code, code 2) against 2 for {1}
+        ([c(None), c(None), c(2), *many(2, 1, (1,), True)], 0.0, (2,), 3, 2),
+        # ... and with one no-code sample fewer the two classes tie: 2 of 4 correct
+        ([c(None), c(2), *many(2, 1, (1,), True)], 0.5, (1, 2), 2, 2),
+        # only no-code samples
+        ([c(None), c(None)], 0.0, (), 2, 1),
+    ],
+)
+def test_mbr_exec(
+    cands: list[Candidate],
+    score: float,
+    chosen: tuple[int, ...],
+    agreement: int,
+    classes: int,
+) -> None:
+    result = mbr_exec(cands)
+    assert result.score == pytest.approx(score)
+    assert result.chosen == chosen
+    assert (result.detail["agreement"], result.detail["classes"]) == (agreement, classes)
+    kept = result.detail["kept_samples"]
+    assert isinstance(kept, int) and result.score == pytest.approx(
+        int(result.detail["kept_correct"]) / kept
+    )
+
+
+def test_mbr_exec_ignores_the_number_of_tests_passed() -> None:
+    """Renaming the tests changes nothing: only equality of the pass vectors counts."""
+    rng = random.Random(4)
+    for _ in range(200):
+        codes = {
+            sid: (frozenset(t for t in range(4) if rng.random() < 0.5), rng.random() < 0.5)
+            for sid in range(4)
+        }
+        cands = [Candidate(sid, *codes[sid]) for sid in rng.choices(range(4), k=6)]
+        shifted = [
+            Candidate(x.solution_id, frozenset(t + 10 for t in x.passed), x.correct) for x in cands
+        ]
+        assert mbr_exec(shifted) == mbr_exec(cands)
+        counts: dict[frozenset[int], int] = {}
+        for x in cands:
+            counts[x.passed] = counts.get(x.passed, 0) + 1
+        best = max(counts.values())
+        kept = [x for x in cands if counts[x.passed] == best]
+        assert mbr_exec(cands).score == pytest.approx(sum(x.correct for x in kept) / len(kept))
 
 
 # ------------------------------------------------------------------ CodeRM bootstrap
