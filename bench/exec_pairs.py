@@ -3,10 +3,11 @@
     .venv/bin/python -m bench.exec_pairs [--limit N] [--no-adaptive] [--json OUT]
 
 On the 12,290-pair set of :mod:`bench.pair_set` (first 10 CodeGen-16B solutions x first
-10 unittest-wrapped tests of every HumanEval problem) it runs (a) the baseline of
-:mod:`bench.reference_executor` (one process per pair, 1 s alarm, join 2 s, a pool of 2
+10 tests of every HumanEval problem, wrapped and paired exactly as CodeRM's scripts write
+its pair file) it runs (a) the baseline of :mod:`bench.reference_executor` (CodeRM's
+execution model: its globals, one process per pair, 1 s alarm, join 2 s, a pool of 2
 workers, chunks of 1,000) and (b) our sandbox through the code path of ``coderm
-exec-pairs`` (default 1 s semantics), then (c) the same with the adaptive limit, and
+exec-pairs`` (CodeRM's globals, 1 s semantics), then (c) the same with the adaptive limit, and
 prints pairs/s, the ratio, verdict agreement with every disagreement, the floor (time
 spent inside the pairs' modules / cores) and our per-pair overhead (wall x cores -
 in-pair time, per pair). Needs Docker and the sandbox image (``bash sandbox/build.sh``).
@@ -55,11 +56,11 @@ def load() -> str:
 
 
 def run_reference(codes: list[str]) -> list[reference_executor.ReferenceResult]:
-    """The baseline, in an interpreter with only the standard library (as the sandbox:
-    this virtualenv has packages, e.g. numpy, that candidate code may import)."""
+    """The baseline, in this virtualenv's interpreter (numpy and pandas installed, as in
+    CodeRM's executor image), isolated from the working directory (``-I``)."""
     script = Path(reference_executor.__file__)
     proc = subprocess.run(
-        [sys.executable, "-I", "-S", str(script)],
+        [sys.executable, "-I", str(script)],
         input=json.dumps(codes),
         capture_output=True,
         text=True,

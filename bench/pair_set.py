@@ -3,9 +3,12 @@
 For every HumanEval problem, the first ``solutions`` solution samples of CodeT's
 CodeGen-Mono-16B release (prompt + body cut at CodeT's stop strings) x the first
 ``tests`` distinct tests made from its test samples: each sample turned into a
-CodeRM-style unittest class (one method per assert, first 5 asserts) and wrapped as
-CodeRM wraps tests; samples that yield no assert (many are empty) are skipped. With the
-defaults (10 x 10) that is 12,290 pairs (9 problems have no test).
+CodeRM-style unittest answer (one method per assert, first 5 asserts) and extracted and
+wrapped exactly as CodeRM's ``preprocess/extract_unit_test.py`` does (its ``output`` and
+``locals_dict`` driver; ``reference=False``: our own wrapping instead), deduplicated by
+text; samples that yield no assert (many are empty) are skipped. A pair's module is
+``solution + "\n\n" + test``, as CodeRM's ``evaluation/evaluate.py`` writes its pair
+file. With the defaults (10 x 10) that is 12,290 pairs (9 problems have no test).
 
     .venv/bin/python -m bench.pair_set OUT.jsonl      # write them as exec-pairs input
 """
@@ -23,11 +26,11 @@ from typing import Any
 
 from services.extractor.codet_unittest import codet_sample_to_unittest
 from services.extractor.extraction import extract_chat_unittest, extract_completion_solution
+from services.extractor.extraction_ref import extract_unittest_ref
 from shared.enums import ExtractionStatus
+from shared.settings import reference_data_dir
 
-#: ../shared/data next to the repository, else the machine's copy (a clone elsewhere).
-_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data"))
-DATA = next((d for d in _CANDIDATES if d.is_dir()), _CANDIDATES[-1])
+DATA = reference_data_dir()
 PROBLEMS = DATA / "humaneval" / "HumanEval_for_code_generation.jsonl.gz"
 TEST_PROMPTS = DATA / "humaneval" / "HumanEval_for_test_case_generation.jsonl.gz"
 CODET = DATA / "codet-codegen16b"
@@ -47,7 +50,8 @@ class PairInput:
 
     @property
     def code(self) -> str:
-        """The module CodeRM's executor runs: solution, blank line, test."""
+        """The module CodeRM's executor runs: solution, blank line, test (the pair file's
+        ``code``)."""
         return f"{self.solution}\n\n{self.test}"
 
     def line(self) -> dict[str, object]:
@@ -69,21 +73,25 @@ def _samples_by_prompt(path: Path) -> dict[str, list[str]]:
     return {str(r["prompt"]): [str(s) for s in r["samples"]] for r in _read(path)}
 
 
-def unittest_tests(samples: list[str], entry_point: str) -> Iterator[tuple[int, str]]:
+def unittest_tests(
+    samples: list[str], entry_point: str, reference: bool = True
+) -> Iterator[tuple[int, str]]:
     """(sample index, wrapped unittest text) of the samples that yield a new test."""
     seen: set[str] = set()
+    extract = extract_unittest_ref if reference else extract_chat_unittest
     for index, sample in enumerate(samples):
         completion = codet_sample_to_unittest(sample, entry_point)
         if completion is None:
             continue
-        extracted = extract_chat_unittest(completion)
+        extracted = extract(completion)
         if extracted.status is ExtractionStatus.OK and extracted.code[0] not in seen:
             seen.add(extracted.code[0])
             yield index, extracted.code[0]
 
 
-def build_pairs(solutions: int = 10, tests: int = 10) -> list[PairInput]:
-    """The pair set, problem by problem, solution-major."""
+def build_pairs(solutions: int = 10, tests: int = 10, reference: bool = True) -> list[PairInput]:
+    """The pair set, problem by problem, solution-major; tests wrapped as CodeRM wraps
+    them (``reference``) or as our extractor does."""
     problems = _read(PROBLEMS)
     test_prompts = {str(r["task_id"]): str(r["prompt"]) for r in _read(TEST_PROMPTS)}
     solution_samples = _samples_by_prompt(SOLUTIONS)
@@ -92,7 +100,7 @@ def build_pairs(solutions: int = 10, tests: int = 10) -> list[PairInput]:
     for problem in problems:
         task_id, prompt = str(problem["task_id"]), str(problem["prompt"])
         entry_point = str(problem["entry_point"])
-        made = unittest_tests(test_samples[test_prompts[task_id]], entry_point)
+        made = unittest_tests(test_samples[test_prompts[task_id]], entry_point, reference)
         wrapped = list(itertools.islice(made, tests))
         for sol_id, sample in enumerate(solution_samples[prompt][:solutions]):
             solution = extract_completion_solution(prompt, sample).code[0]

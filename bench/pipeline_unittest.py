@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.settings import reference_data_dir
 from tests.stack import (
     Services,
     Stack,
@@ -40,7 +41,7 @@ from tests.stack import (
     wait_run_finished,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = reference_data_dir()
 CODET = "codet-codegen16b/HumanEval_codegen16B_temp0.8_topp0.95_num100_max300_"
 
 

@@ -1,12 +1,17 @@
 """A baseline with the execution model of CodeRM's released executor, on the host.
 
-As CodeRM's ``evaluation`` executor runs each (solution, test) pair: a fresh
-``multiprocessing.Process`` per pair execs the pair's whole module under a 1 s
-``SIGALRM`` (``setitimer``) limit and reads ``result.wasSuccessful()``; the parent
-``join``s it for 2 s and kills it if it is still alive; pairs are handed to a pool of
-``mp_num`` worker processes, 1,000 pairs at a time. The verdict comes back through
-shared memory. This is our own code written to that description (no sandbox, no
-containment), used only to measure speed and verdicts side by side.
+As CodeRM's executor (``docker_source/main.py`` of RUCKBReasoning/CodeRM) runs each
+(solution, test) pair: a fresh ``multiprocessing.Process`` per pair runs
+``exec(code, globals)`` where the globals are exactly ``unittest`` (the module),
+``output`` (a new ``io.StringIO``) and ``locals_dict`` (a new dict), under a 1 s
+``SIGALRM`` (``setitimer``) limit raised as an exception inside the pair; the verdict is
+``locals_dict.get('result').wasSuccessful()`` read from the dict that was injected, and
+any exception (the result missing included) is a fail. The parent ``join``s the process
+for 2 s and terminates it if it is still alive; pairs are handed to a pool of ``mp_num``
+worker processes, 1,000 pairs at a time. The pair's output goes to the process's own
+standard output and error (sent to ``/dev/null`` here, at the descriptor level, so that
+``sys.stdout`` is the real stream as in CodeRM). This is our own code written to those
+facts (no sandbox, no containment), used to measure speed and verdicts side by side.
 """
 
 from __future__ import annotations
@@ -62,17 +67,16 @@ class ReferenceResult:
 def _pair_process(
     code: str, passed: Synchronized[int], ms: Synchronized[float], limit: float
 ) -> None:
-    sink = io.StringIO()
+    output = io.StringIO()
+    locals_dict: dict[str, object] = {}
     start = time.perf_counter()
     ok = False
     try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            namespace: dict[str, object] = {}
-            with time_limit(limit):
-                exec(code, namespace)
-            result = namespace["result"]
-            ok = bool(result.wasSuccessful())  # type: ignore[attr-defined]
-    except BaseException:
+        with time_limit(limit):
+            exec(code, {"unittest": unittest, "output": output, "locals_dict": locals_dict})
+        result = locals_dict.get("result")
+        ok = bool(result.wasSuccessful())  # type: ignore[attr-defined]
+    except Exception:
         ok = False
     ms.value = (time.perf_counter() - start) * 1000.0
     passed.value = 1 if ok else 0
@@ -87,6 +91,9 @@ def run_pair(code: str, limit: float = 1.0, join_s: float = 2.0) -> ReferenceRes
     process.join(join_s)
     killed = process.is_alive()
     if killed:
+        process.terminate()
+        process.join(0.1)
+    if process.is_alive():
         process.kill()
         process.join()
     return ReferenceResult(bool(passed.value), None if ms.value < 0 else float(ms.value), killed)
@@ -109,10 +116,16 @@ def cores() -> int:
 
 
 def main() -> int:
-    """Modules from stdin (JSON list), verdicts to stdout (JSON list)."""
+    """Modules from stdin (JSON list), verdicts to stdout (JSON list); what the pairs
+    print goes to /dev/null."""
     codes = json.load(sys.stdin)
+    answer = os.fdopen(os.dup(1), "w")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
     results = run_pairs([str(code) for code in codes])
-    json.dump([[r.passed, r.ms, r.killed] for r in results], sys.stdout)
+    json.dump([[r.passed, r.ms, r.killed] for r in results], answer)
+    answer.close()
     return 0
 
 

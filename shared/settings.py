@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -107,6 +108,13 @@ def host_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def reference_data_dir() -> Path:
+    """The public reference data (benchmarks, published generations) that benchmarks and
+    tests read: ``CODERM_DATA_DIR`` if set, else ``shared/data`` beside the checkout."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(os.environ.get("CODERM_DATA_DIR", default))
 
 
 def default_instance() -> str:

@@ -24,6 +24,7 @@ from services.cli.shell import console, user_errors, with_sessions
 from shared.broker import connect_broker
 from shared.enums import CompletionFormat, Role, RunState
 from shared.profiles import AdaptiveLimit
+from shared.run_profile import RunProfile, run_profile
 from shared.settings import ExecutorSettings, ServiceSettings
 
 app = typer.Typer(help="Score LLM-written code with LLM-written unit tests.", no_args_is_help=True)
@@ -109,12 +110,19 @@ def import_completions(
     file_format: Annotated[
         str,
         typer.Option(
-            "--format", help="codet: {prompt, samples[]}; jsonl: {task_id, completions[]}"
+            "--format",
+            help="codet: {prompt, samples[]}; jsonl: {task_id, completions[]}; CodeRM's files: "
+            "coderm-sol (sol_*.jsonl), coderm-ut (ut_*.jsonl), coderm-inference "
+            "({messages, responses}, joined by the problems' CodeRM prompts)",
         ),
     ] = "codet",
     completion_format: Annotated[
         CompletionFormat,
-        typer.Option(help="completion: prompt continuations (CodeT); chat: markdown answers"),
+        typer.Option(
+            help="completion: prompt continuations (CodeT); chat: markdown answers; chat-ref: "
+            "markdown answers by CodeRM's own rules; code: extracted code, used verbatim "
+            "(the coderm-* formats set it)"
+        ),
     ] = CompletionFormat.COMPLETION,
     as_unittest: Annotated[
         bool,
@@ -129,23 +137,21 @@ def import_completions(
         raise typer.Exit(2)
     if as_unittest:
         completion_format = CompletionFormat.CHAT
+    coderm = importers.CODERM_FORMATS.get(file_format)
+    if coderm is not None:
+        wrong = "--as-unittest" if as_unittest else f"--role {role}"
+        if as_unittest or coderm[0] not in (None, role):
+            console.print(f"[red]error:[/red] --format {file_format} does not take {wrong}")
+            raise typer.Exit(2)
+        completion_format = coderm[1]
 
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int, list[str]]:
         async with sessions.begin() as session:
             problems = await store.benchmark_problems(session, benchmark)
-            if file_format == "codet":
-                key = {
-                    (p.prompt if role is Role.SOLUTION else p.test_prompt or p.prompt): p.task_id
-                    for p in problems
-                }
-                records = importers.read_codet_samples(file, key)
-            elif file_format == "jsonl":
-                records = importers.read_task_completions(file)
-            else:
-                raise importers.ImportFormatError(f"unknown --format {file_format!r}")
+            records = importers.read_completions(file_format, file, role, problems)
             ids = {p.task_id: p.id for p in problems}
-            unknown = [r.task_id for r in records if r.task_id not in ids]
-            if unknown:
+            records, unknown = importers.known_records(records, ids)
+            if unknown and (coderm is None or not records):  # CodeRM's files: skip, count
                 raise importers.ImportFormatError(f"task ids not in {benchmark}: {unknown[:5]}")
             if as_unittest:
                 entry_points = {p.task_id: p.entry_point for p in problems}
@@ -154,10 +160,19 @@ def import_completions(
             added = await store.insert_completions(
                 session, model_id, role, completion_format, ids, records
             )
-            return sum(len(r.samples) for r in records), added
+            return len(records), sum(len(r.samples) for r in records), added, unknown
 
-    total, added = with_sessions(work)
-    console.print(f"{model} {role.value}s: {total} samples in file, {added} new")
+    matched, total, added, unknown = with_sessions(work)
+    console.print(
+        f"{model} {role.value}s: {matched} problems, {total} samples in file, {added} new "
+        f"({completion_format.value} format)"
+    )
+    if coderm is not None:
+        shown = ": " + ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        console.print(
+            f"{len(unknown)} lines skipped, task id in no problem of {benchmark}"
+            + (shown if unknown else "")
+        )
 
 
 @app.command()
@@ -195,6 +210,13 @@ def run(
             "(floor 0.25 s, at most the 1 s limit) once 3 solutions have run it"
         ),
     ] = False,
+    profile: Annotated[
+        RunProfile,
+        typer.Option(
+            help="coderm-ref: CodeRM's executor globals, candidates (samples with one code "
+            "block), labels (evalplus plus inputs alone); strict: ours"
+        ),
+    ] = RunProfile.STRICT,
     detach: Annotated[bool, typer.Option(help="submit and return")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait before giving up")] = 7200.0,
 ) -> None:
@@ -215,6 +237,7 @@ def run(
         max_tokens=max_tokens,
         ground_truth=ground_truth,
         adaptive=adaptive,
+        profile=profile,
     )
     with user_errors():
         checkpoint = submission.policy_checkpoint(policy)
@@ -271,7 +294,7 @@ def status(
     if follow:
         _follow(progress.run_id, timeout)
         return
-    console.print(f"state: {progress.state}")
+    console.print(f"state: {progress.state} (profile {progress.profile})")
     if progress.error:
         console.print(f"[red]error:[/red] {progress.error}")
     for stage in render.STAGES:
@@ -289,9 +312,22 @@ def report(
         Path | None, typer.Option(help="directory for the files [default: reports/<run>/]")
     ] = None,
     draws: Annotated[int, typer.Option(help="test draws a size for the curves", min=1)] = 20,
+    sol_num: Annotated[
+        int, typer.Option(help="calculate_result.py figure: solutions a problem", min=1, max=100)
+    ] = 100,
+    ut_num: Annotated[
+        int, typer.Option(help="calculate_result.py figure: tests drawn", min=1, max=100)
+    ] = 100,
+    sample_num: Annotated[
+        int, typer.Option(help="calculate_result.py figure: repetitions", min=1)
+    ] = 100,
+    seed: Annotated[int, typer.Option(help="calculate_result.py figure: random.seed")] = 0,
 ) -> None:
     """Analyse a run: print its tables and write report.html/.md/.json with plots."""
-    found = with_sessions(lambda sessions: report_cmd.load_report(sessions, run_id, draws))
+    reference = report_cmd.ReferenceParams(sol_num, ut_num, sample_num, seed)
+    found = with_sessions(
+        lambda sessions: report_cmd.load_report(sessions, run_id, draws, reference)
+    )
     code = report_cmd.emit_report(console, found, output, out or report_cmd.default_out(found))
     if code:
         raise typer.Exit(code)
@@ -342,7 +378,8 @@ def runs(limit: Annotated[int, typer.Option(help="how many, newest first", min=1
             return await store.recent_runs(session, limit)
 
     table = Table(title="runs")
-    for column in ("run", "name", "benchmark", "policy / tests", "N x M", "state", "created"):
+    columns = ("run", "name", "benchmark", "policy / tests", "N x M", "profile", "state", "created")
+    for column in columns:
         table.add_column(column)
     table.add_column("CodeT pass@1", justify="right")
     for item in with_sessions(work):
@@ -353,6 +390,7 @@ def runs(limit: Annotated[int, typer.Option(help="how many, newest first", min=1
             item.benchmark,
             f"{item.policy} / {item.test_model}",
             f"{run_row.n_solutions} x {run_row.n_tests}",
+            run_profile(run_row.config).value,
             run_row.state,
             f"{run_row.created_at:%Y-%m-%d %H:%M}",
             "" if item.codet_pass_at_1 is None else f"{item.codet_pass_at_1:.2f}",
@@ -457,9 +495,17 @@ def exec_pairs(
     batch_pairs: Annotated[
         int, typer.Option(min=1, help="distinct modules a container gets at most")
     ] = 8000,
+    profile: Annotated[
+        RunProfile,
+        typer.Option(
+            help="coderm-ref: CodeRM's executor globals (unittest, output, locals_dict), "
+            "for pair files as CodeRM's evaluate.py writes them; strict: our own wrapping"
+        ),
+    ] = RunProfile.CODERM_REF,
 ) -> None:
     """Run (solution, unit test) pairs like CodeRM's executor, through the sandbox."""
     options = exec_pairs_cmd.ExecOptions(
+        reference_globals=profile.reference_globals,
         time_limit_s=time_limit,
         kill_after_s=kill_after if kill_after is not None else 2 * time_limit,
         adaptive=AdaptiveLimit(factor=adaptive_factor, floor_s=adaptive_floor)

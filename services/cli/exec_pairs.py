@@ -1,9 +1,14 @@
 """``coderm exec-pairs``: CodeRM's executor as a drop-in, through our sandbox.
 
 Input lines ``{task_id, sol_id, ut_id, code}`` (the pair's whole module: solution, a
-blank line, the wrapped unit test); output lines ``{task_id, sol_id, ut_id, result,
-outcome, duration_ms}`` in input order, ``result`` being CodeRM's pass/fail bit
-(docs/ALGORITHMS.md section 2). No database or broker is involved.
+blank line, the wrapped unit test), exactly as CodeRM's ``evaluation/evaluate.py``
+writes its ``sol_ut.jsonl``; output lines ``{task_id, sol_id, ut_id, result, outcome,
+duration_ms}`` in input order, ``result`` being CodeRM's pass/fail bit. By default each
+module runs with CodeRM's executor globals (``unittest``, ``output``, ``locals_dict``
+injected, the verdict read from ``locals_dict['result']``: how CodeRM's
+``extract_unit_test.py`` wraps its tests); ``reference_globals=False`` runs our own
+wrapping (module-level ``result``). docs/REPRODUCTION.md says where the verdicts can
+still differ from CodeRM's executor. No database or broker is involved.
 
 Work is avoided where the verdict cannot change: identical modules run once, and each
 module is split back into its solution and its test (the part shared by the pairs of
@@ -58,6 +63,8 @@ class PairLine:
 class ExecOptions:
     """How exec-pairs runs the pairs."""
 
+    reference_globals: bool = True
+    """CodeRM's executor globals (its pair files); False: our own test wrapping."""
     time_limit_s: float = 1.0
     kill_after_s: float = 2.0
     adaptive: AdaptiveLimit | None = None
@@ -170,6 +177,7 @@ def plan(pairs: Sequence[PairLine], options: ExecOptions) -> Plan:
                 options.kill_after_s,
                 splits[i],
                 options.adaptive,
+                options.reference_globals,
             )
             by_task.setdefault(pair.task_id, []).append(job)
         job_of_pair.append(key)

@@ -71,8 +71,9 @@ def add(
         CompletionFormat | None,
         typer.Option(
             "--format",
-            help="chat (CodeRM prompts, markdown answers) or completion (CodeT prompts); "
-            "default: chat, or what a local checkpoint's tokenizer supports",
+            help="chat (CodeRM prompts, markdown answers), chat-ref (the same, extracted by "
+            "CodeRM's own scripts' rules: for --profile coderm-ref runs) or completion (CodeT "
+            "prompts); default: chat, or what a local checkpoint's tokenizer supports",
         ),
     ] = None,
     checkpoint: Annotated[str | None, typer.Option(help="vllm: the model folder")] = None,
@@ -98,6 +99,8 @@ def add(
 ) -> None:
     """Register a model (idempotent for the same settings)."""
     with user_errors():
+        if prompt_format is CompletionFormat.CODE and backend is not BackendName.REPLAY:
+            raise LookupError("format code is for imported CodeRM files (the replay backend)")
         local = Path(checkpoint) if checkpoint else None
         if local is not None and not checkpoints.is_checkpoint(local):
             local = None  # a path on the generator's host, or not yet written

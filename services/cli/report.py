@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,6 +45,11 @@ from services.scorer.analysis import (
     strategy_order,
 )
 from services.scorer.analysis_types import ALL_PROBLEMS
+from services.scorer.coderm_reference import ID_SLOTS, ReferenceFigure
+from services.scorer.coderm_reference import ReferenceParams as ReferenceParams  # for app.py
+
+DEFAULT_REFERENCE = ReferenceParams()
+"""CodeRM's defaults: sol_num 100, ut_num 100, sample_num 100; seed 0."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +136,19 @@ def _run_lines(report: Report) -> list[Block]:
         f"state {run.state}: {run.problems_scored} of {run.problems} problems scored; "
         f"created {run.created_at}, finished {run.finished_at or '-'}",
         f"ground truth: {report.analysis.ground_truth}",
+        f"profile {run.profile} (every figure below follows it: {PROFILE_NOTES[run.profile]}); "
+        f"verdicts {run.exec_profile}, labels {run.ground_truth_profile}",
     ]
     return [Para(line) for line in lines + report.analysis.notes]
+
+
+#: What each run profile means for the figures (shared.run_profile).
+PROFILE_NOTES = {
+    "strict": "every solution sample counts, a sample without code as incorrect; labels "
+    "are evalplus's base and plus inputs",
+    "coderm-ref": "CodeRM's executor globals, only samples with one code block as "
+    "candidates, labels by evalplus's plus inputs alone",
+}
 
 
 def _check_line(report: Report) -> Para:
@@ -146,6 +163,90 @@ def _check_line(report: Report) -> Para:
         f"{m.name} stored {fmt(m.stored)} vs {fmt(m.recomputed)}" for m in report.mismatches
     )
     return Para(f"Stored run metrics differ from the recomputation (older scorer?): {items}")
+
+
+def reference_params_text(ref: ReferenceFigure) -> str:
+    """``sol_num=.., ut_num=.., sample_num=.., seed=..``."""
+    return (
+        f"sol_num={ref.sol_num}, ut_num={ref.ut_num}, sample_num={ref.sample_num}, seed={ref.seed}"
+    )
+
+
+def _reference_notes(ref: ReferenceFigure) -> list[str]:
+    spread = ref.repetitions
+    notes = [
+        f"{len(spread)} repetitions: min {fmt(min(spread))}, max {fmt(max(spread))}, "
+        f"stdev {fmt(statistics.pstdev(spread), 3)} (percent; each rounded to 4 decimals "
+        "as a fraction, as calculate_result.py rounds it)."
+    ]
+    if ref.full_permutation:
+        padding = " and by the padded sol_ids (below)" if ref.short_of_sol_num else ""
+        notes.append(
+            f"ut_num = {ID_SLOTS} and no problem has more than {ID_SLOTS} unique tests: every "
+            "repetition draws every test (the shuffle only permutes them), so the figure is "
+            "the exact vote on CodeRM's solutions (second row) rounded to 4 decimals as a "
+            "fraction. That vote differs from coderm_majority.pass@1 only by the samples "
+            "without code, which CodeRM's extraction leaves out "
+            f"({ref.dropped_no_code} in this run){padding}, and by the first sol_num "
+            "code-bearing samples standing for the problem."
+        )
+    else:
+        notes.append(
+            f"Each repetition draws ut_num = {ref.ut_num} of the {ID_SLOTS} ut_id slots of a "
+            "problem (slots beyond its unique tests hold no test), so the figure is a "
+            "bootstrap estimate, not the exact vote."
+        )
+    if ref.over_100_tests:
+        notes.append(
+            f"{ref.over_100_tests} problems have more than {ID_SLOTS} unique tests: only the "
+            f"first {ID_SLOTS} (ut_id 0..{ID_SLOTS - 1}, tests sorted by id) can ever be drawn."
+        )
+    if ref.short_of_sol_num:
+        notes.append(
+            f"{ref.short_of_sol_num} problems have fewer than sol_num = {ref.sol_num} "
+            "code-bearing samples: the missing sol_ids pass nothing and count as incorrect "
+            "(they weigh only when no solution passes a drawn test)."
+        )
+    return notes
+
+
+def reference_blocks(analysis: RunAnalysis) -> list[Block]:
+    """CodeRM's ``calculate_result.py`` figure beside the exact vote over all tests."""
+    ref = analysis.coderm_reference
+    if ref is None:
+        return []
+    majority = next(
+        (r.metrics.get("pass@1") for r in analysis.strategies if r.strategy == "coderm_majority"),
+        None,
+    )
+    table = Table(
+        ["figure", "pass@1", "problems"],
+        [
+            [
+                "CodeRM majority voting, every sample, every test (coderm_majority.pass@1)",
+                fmt(majority),
+                str(analysis.problems),
+            ],
+            [
+                "the same vote on CodeRM's solutions (the code-bearing samples as sol_id "
+                f"0..{ref.sol_num - 1}, missing ones passing nothing), every test",
+                fmt(ref.exact_vote),
+                str(ref.problems),
+            ],
+            [
+                f"calculate_result.py figure ({reference_params_text(ref)})",
+                fmt(ref.figure),
+                str(ref.problems),
+            ],
+        ],
+        "CodeRM's majority-voting figure as its evaluation/calculate_result.py computes it "
+        "(random.seed(seed) before the run), in percent",
+    )
+    return [
+        Heading("CodeRM's calculate_result.py figure", 3),
+        table,
+        *(Para(note) for note in _reference_notes(ref)),
+    ]
 
 
 def _wrong_table(analysis: RunAnalysis) -> Table:
@@ -200,6 +301,7 @@ def _correctness_blocks(report: Report) -> list[Block]:
         ),
         _check_line(report),
         Image("strategies", "pass@1 per strategy between the vanilla and oracle bounds"),
+        *reference_blocks(analysis),
     ]
     if analysis.base_strategies:
         blocks += [
@@ -331,14 +433,22 @@ def write_report(report: Report, out: Path) -> ReportFiles:
     return files
 
 
-def make_report(data: RunData, curve_draws: int = 20, curves: bool = True) -> Report:
-    """Analyse a run's loaded data and check the stored metrics against it."""
+def make_report(
+    data: RunData,
+    curve_draws: int = 20,
+    curves: bool = True,
+    reference: ReferenceParams | None = DEFAULT_REFERENCE,
+) -> Report:
+    """Analyse a run's loaded data and check the stored metrics against it;
+    ``reference``: the parameters of CodeRM's ``calculate_result.py`` figure (``None``
+    leaves it out)."""
     analysis = analyse_run(
         data.problems,
         base_problems=data.base_problems,
         unlabelled=data.unlabelled,
         curve_draws=curve_draws,
         curves=curves,
+        reference=reference,
     )
     mismatches = check_stored(analysis, data.stored_metrics)
     return Report(data.info, analysis, data.stored_metrics, mismatches)
@@ -354,13 +464,16 @@ class ReportFormat(StrEnum):
 
 
 async def load_report(
-    sessions: async_sessionmaker[AsyncSession], run_prefix: str, curve_draws: int
+    sessions: async_sessionmaker[AsyncSession],
+    run_prefix: str,
+    curve_draws: int,
+    reference: ReferenceParams = DEFAULT_REFERENCE,
 ) -> Report:
     """Load a run (id or unique prefix) and analyse it."""
     async with sessions() as session:
         run = await store.find_run(session, run_prefix)
         data = await load_run_data(session, run)
-    return make_report(data, curve_draws)
+    return make_report(data, curve_draws, reference=reference)
 
 
 def default_out(report: Report) -> Path:

@@ -36,6 +36,7 @@ from shared.db.models import (
 )
 from shared.enums import ProblemState, Role
 from shared.oracle import GroundTruthKind
+from shared.run_profile import RunProfile, candidate_samples, run_profile
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,18 @@ class RunInfo:
     problems_scored: int
     exec_profile: str
     ground_truth_profile: str
+    profile: str = RunProfile.STRICT.value
+    """Whose semantics the run follows (:mod:`shared.run_profile`)."""
 
 
 @dataclass(frozen=True)
 class RunData:
     """A run's scored problems as analysis input, with its stored metrics.
 
-    ``problems``: labelled problems, ``correct`` = the headline verdict
-    (``ground_truth.passed``). ``base_problems``: the same problems with ``correct``
+    ``problems``: labelled problems, ``correct`` = the label the run's profile reads
+    (``ground_truth.passed``; under ``coderm-ref`` the plus inputs' verdict
+    ``plus_passed`` where the benchmark has one), their candidates the samples the profile
+    counts. ``base_problems``: the same problems with ``correct``
     = the base-input verdict, when the benchmark stores one for every label, else
     ``None``. ``unlabelled``: scored problems without ground truth.
     """
@@ -111,6 +116,7 @@ async def _info(session: AsyncSession, run: Run) -> RunInfo:
         problems_scored=states[ProblemState.SCORED.value],
         exec_profile=run.exec_profile,
         ground_truth_profile=run.ground_truth_profile,
+        profile=run_profile(run.config).value,
     )
 
 
@@ -129,16 +135,22 @@ def _run_solution_ids(run_id: uuid.UUID) -> Select[int]:
 async def _labels(
     session: AsyncSession, run: Run
 ) -> tuple[dict[int, bool], dict[int, bool | None]]:
+    profile = run_profile(run.config)
     rows = await session.execute(
-        select(GroundTruth.solution_id, GroundTruth.passed, GroundTruth.base_passed).where(
+        select(
+            GroundTruth.solution_id,
+            GroundTruth.passed,
+            GroundTruth.base_passed,
+            GroundTruth.plus_passed,
+        ).where(
             GroundTruth.profile == run.ground_truth_profile,
             GroundTruth.solution_id.in_(_run_solution_ids(run.id)),
         )
     )
     passed: dict[int, bool] = {}
     base_passed: dict[int, bool | None] = {}
-    for solution_id, ok, base_ok in rows:
-        passed[solution_id] = bool(ok)
+    for solution_id, ok, base_ok, plus_ok in rows:
+        passed[solution_id] = profile.label(bool(ok), plus_ok)
         base_passed[solution_id] = base_ok
     return passed, base_passed
 
@@ -236,7 +248,12 @@ async def load_run_data(session: AsyncSession, run: Run) -> RunData:
         ).tuples()
     )
     weights, test_samples = await _tests(session, run.id)
-    samples, passed = await _samples(session, run.id), await _passes(session, run)
+    profile = run_profile(run.config)
+    samples = {
+        problem_id: candidate_samples(ids, profile)
+        for problem_id, ids in (await _samples(session, run.id)).items()
+    }
+    passed = await _passes(session, run)
     tables = _Tables(samples, weights, test_samples, passed)
     labels, base_labels = await _labels(session, run)
     has_base = bool(base_labels) and all(v is not None for v in base_labels.values())

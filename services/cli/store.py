@@ -28,6 +28,7 @@ from shared.db.models import (
 from shared.enums import CompletionFormat, ModelRole, ProblemState, Role, RunState, TestStyle
 from shared.messages import ExecuteBatch, GenerateRequest, Message, ScoreProblem
 from shared.profiles import AdaptiveLimit, ExecLimits
+from shared.run_profile import RunProfile, check_test_format, run_profile
 from shared.sampling import RunGeneration, SamplingSettings
 
 
@@ -170,6 +171,8 @@ class RunRequest:
     """Benchmark whose problems (same task ids) label the solutions; default: ``benchmark``."""
     adaptive: bool = False
     """Unittest runs: the adaptive per-test limit (:class:`~shared.profiles.AdaptiveLimit`)."""
+    profile: RunProfile = RunProfile.STRICT
+    """Whose semantics the run follows (:mod:`shared.run_profile`)."""
 
 
 def _generation(request: RunRequest, policy: Model, test_model: Model) -> RunGeneration:
@@ -203,13 +206,18 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
             raise LookupError(f"model {needed!r} is not registered (coderm model add)")
     generation = _generation(request, models[request.policy], models[request.test_model])
     test_format = CompletionFormat(models[request.test_model].format)
-    style = TestStyle.UNITTEST if test_format is CompletionFormat.CHAT else TestStyle.ASSERT
+    style = test_format.test_style()
+    try:
+        check_test_format(request.profile, test_format)
+    except ValueError as exc:
+        raise LookupError(str(exc)) from None
     defaults = ExecLimits.default_for(style, request.assert_time_limit_s)
     limits = ExecLimits.model_validate(
         {
             **defaults.model_dump(),
             "ground_truth_time_limit_s": request.ground_truth_time_limit_s,
             "adaptive": AdaptiveLimit() if request.adaptive else None,
+            "reference_globals": request.profile.reference_globals and style is TestStyle.UNITTEST,
         }
     )
     if request.adaptive and style is not TestStyle.UNITTEST:
@@ -229,6 +237,7 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
         exec_profile=limits.exec_profile(),
         ground_truth_profile=ground_truth.profile,
         config={
+            "profile": request.profile.value,
             "ground_truth": ground_truth.config,
             "limits": limits.model_dump(mode="json"),
             "problems": len(problems),
@@ -253,6 +262,7 @@ class Progress:
     extracted: tuple[int, int]
     executed: tuple[int, int]
     scored: tuple[int, int]
+    profile: str = RunProfile.STRICT.value
 
 
 async def run_progress(session: AsyncSession, run_id: uuid.UUID) -> Progress:
@@ -312,6 +322,7 @@ async def run_progress(session: AsyncSession, run_id: uuid.UUID) -> Progress:
         extracted=(extracted, problems),
         executed=(int(pairs_done), int(pairs_total)),
         scored=(scored, problems),
+        profile=run_profile(run.config).value,
     )
 
 

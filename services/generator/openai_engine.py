@@ -24,7 +24,6 @@ import httpx
 import structlog
 
 from services.generator.engine import EngineError, Generated, PromptRequest
-from shared.enums import CompletionFormat
 from shared.settings import OpenAISettings
 
 log = structlog.get_logger(__name__)
@@ -123,7 +122,7 @@ def request_body(
         body["seed"] = sampling.seed
     if sampling.stop:
         body["stop"] = list(sampling.stop[:MAX_STOP])
-    if request.format is CompletionFormat.CHAT:
+    if request.format.is_chat:
         body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
         path = "chat/completions"
     else:

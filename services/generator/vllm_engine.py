@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from services.generator.engine import EngineError, Generated, PromptRequest, Sampling
-from shared.enums import CompletionFormat
 
 if TYPE_CHECKING:
     from vllm.outputs import RequestOutput
@@ -122,7 +121,7 @@ def process_environment(cache_dir: Path) -> dict[str, str]:
 
 def prompt_token_ids(tokenizer: TokenizerLike, request: PromptRequest) -> list[int]:
     """The request's prompt as token ids: chat through the chat template, text as is."""
-    if request.format is CompletionFormat.CHAT:
+    if request.format.is_chat:
         if not request.messages:
             raise EngineError("a chat request needs at least one message")
         text = tokenizer.apply_chat_template(

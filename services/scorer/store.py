@@ -26,6 +26,7 @@ from shared.db.models import (
 from shared.db.queries import run_solution_samples, run_test_ids
 from shared.enums import ProblemState, RunState
 from shared.errors import UnknownReferenceError
+from shared.run_profile import candidate_samples, run_profile
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,17 @@ async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matri
 
     A problem without ground truth (no hidden tests) waits for no labels: its candidates
     are all ``correct=False``, ``labelled`` is False, and no correctness figure may be
-    reported for it.
+    reported for it. The run's profile (:mod:`shared.run_profile`) decides which samples
+    are candidates and which stored verdict labels them.
     """
     problem = await session.get(Problem, problem_id)
     if problem is None:
         raise UnknownReferenceError(f"problem {problem_id} not found")
     labelled = await ground_truth_problem(session, run, problem) is not None
-    samples = list(await session.scalars(run_solution_samples(run.id, problem_id)))
+    profile = run_profile(run.config)
+    samples = candidate_samples(
+        list(await session.scalars(run_solution_samples(run.id, problem_id))), profile
+    )
     weights = Counter(await session.scalars(run_test_ids(run.id, problem_id)))
     solution_ids = {sid for sid in samples if sid is not None}
     passed: dict[int, set[int]] = {sid: set() for sid in solution_ids}
@@ -81,12 +86,12 @@ async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matri
             if ok:
                 passed[sid].add(tid)
     label_rows = await session.execute(
-        select(GroundTruth.solution_id, GroundTruth.passed).where(
+        select(GroundTruth.solution_id, GroundTruth.passed, GroundTruth.plus_passed).where(
             GroundTruth.solution_id.in_(solution_ids),
             GroundTruth.profile == run.ground_truth_profile,
         )
     )
-    labels = {sid: ok for sid, ok in label_rows}
+    labels = {sid: profile.label(ok, plus_ok) for sid, ok, plus_ok in label_rows}
     wanted = len(solution_ids) if labelled else 0
     if executed < len(solution_ids) * len(weights) or len(labels) < wanted:
         return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import unittest
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,9 @@ from services.cli.importers import CompletionRecord, as_unittest_tests
 from services.extractor.codet_unittest import codet_sample_to_unittest, unittest_class_name
 from services.extractor.extraction import content_hash, extract_chat_unittest, pair_code
 from shared.enums import ExtractionStatus
+from shared.settings import reference_data_dir
 
-DATA = Path("/work/shared/data")
+DATA = reference_data_dir()
 
 SAMPLE = (
     "add(1, 2) == 3\n"

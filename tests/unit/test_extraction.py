@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import json
 import unittest
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,9 @@ from services.extractor.extraction import (
     pair_code,
 )
 from shared.enums import ExtractionStatus as S
+from shared.settings import reference_data_dir
 
-DATA = Path("/work/shared/data")
+DATA = reference_data_dir()
 
 
 def fence(code: str, lang: str = "python") -> str:

@@ -24,8 +24,9 @@ from services.generator.prompts import (
     unit_test_messages,
 )
 from shared.enums import CompletionFormat, Role
+from shared.settings import reference_data_dir
 
-DATA = Path("/work/shared/data")
+DATA = reference_data_dir()
 UT_PARTS = re.compile(r"### question\n(.*)\n\n### code solution\n(.*)\n\nPlease add", re.S)
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from services.cli.blocks import Table, to_markdown
-from services.cli.report import Report, document, write_report
-from services.cli.report_data import RunInfo
+from services.cli.report import Report, document, make_report, to_json, write_report
+from services.cli.report_data import RunData, RunInfo
 from services.scorer.analysis import RunAnalysis, analyse_run, check_stored
 from services.scorer.analysis_types import ProblemMatrix
+from services.scorer.coderm_reference import ReferenceParams
 from services.scorer.strategies import Candidate
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -76,11 +77,13 @@ def _metric(analysis: RunAnalysis, strategy: str, metric: str = "pass@1") -> flo
 
 def test_strategy_table_matches_hand_computed_means(analysis: RunAnalysis) -> None:
     """vanilla (1/2 + 1/2 + 0)/3; oracle 2/3; every selection strategy picks right on
-    T/0 only; vanilla pass@2 = (1 - 1/6 + 1 + 0)/3; no pass@10 with 2-sample problems."""
+    T/0 only, but MBR-Exec ties {13} with {} on T/1 (1/2); vanilla pass@2 =
+    (1 - 1/6 + 1 + 0)/3; no pass@10 with 2-sample problems."""
     assert _metric(analysis, "vanilla") == pytest.approx(100 / 3)
     assert _metric(analysis, "oracle") == pytest.approx(200 / 3)
     for strategy in ("coderm_majority", "codet", "first_max"):
         assert _metric(analysis, strategy) == pytest.approx(100 / 3)
+    assert _metric(analysis, "mbr_exec") == pytest.approx(100 * 1.5 / 3)
     assert _metric(analysis, "vanilla", "pass@2") == pytest.approx(100 * (5 / 6 + 1) / 3)
     assert all("pass@10" not in row.metrics for row in analysis.strategies)
     roles = {row.strategy: row.role for row in analysis.strategies}
@@ -211,3 +214,36 @@ def test_no_ground_truth_reports_no_correctness_figures(tmp_path: Path) -> None:
     assert "ground truth unavailable" in page and "Problems without ground truth" in page
     assert "pass@1" not in page and files.plots == []
     assert json.loads(files.json.read_text())["metrics"] == {}
+
+
+def _data() -> RunData:
+    return RunData(_info(), tuple(_problems()), None, (), {})
+
+
+def test_report_shows_calculate_results_figure_beside_the_exact_vote(tmp_path: Path) -> None:
+    """sol_num 100, ut_num 100: every test drawn. T/0: code 1 twice on top -> 1; T/1:
+    code 3 alone -> 0; T/2: no tests, 2 codes + 98 padded sol_ids -> 0. round(1/3, 4)."""
+    report = make_report(_data(), curve_draws=2, curves=False)
+    ref = report.analysis.coderm_reference
+    assert ref is not None
+    assert (ref.sol_num, ref.ut_num, ref.sample_num, ref.seed) == (100, 100, 100, 0)
+    assert ref.figure == pytest.approx(33.33) and ref.exact_vote == pytest.approx(100 / 3)
+    assert ref.full_permutation and ref.dropped_no_code == 1 and ref.short_of_sol_num == 3
+    files = write_report(report, tmp_path)
+    text = files.markdown.read_text()
+    assert "calculate_result.py figure (sol_num=100, ut_num=100, sample_num=100, seed=0)" in text
+    assert "coderm_majority.pass@1" in text and "every repetition draws every test" in text
+    data = json.loads(to_json(report))
+    assert data["analysis"]["coderm_reference"]["figure"] == pytest.approx(33.33)
+    assert len(data["analysis"]["coderm_reference"]["repetitions"]) == 100
+
+
+def test_report_reference_parameters_are_labelled_and_used(tmp_path: Path) -> None:
+    params = ReferenceParams(sol_num=2, ut_num=1, sample_num=7, seed=3)
+    report = make_report(_data(), curve_draws=2, curves=False, reference=params)
+    ref = report.analysis.coderm_reference
+    assert ref is not None and not ref.full_permutation and len(ref.repetitions) == 7
+    text = write_report(report, tmp_path).markdown.read_text()
+    assert "(sol_num=2, ut_num=1, sample_num=7, seed=3)" in text
+    assert "bootstrap estimate" in text
+    assert make_report(_data(), curves=False, reference=None).analysis.coderm_reference is None
