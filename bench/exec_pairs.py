@@ -55,12 +55,34 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
+#: The baseline's interpreter environment: the standard library plus the numpy and pandas
+#: releases the sandbox image has, as CodeRM's executor image gives its pairs the standard
+#: library plus numpy and pandas (nothing else this project's virtualenv holds, such as
+#: matplotlib, which a solution could otherwise import in the baseline alone).
+REFERENCE_PACKAGES = ("numpy==1.24.4", "pandas==1.5.3")
+REFERENCE_ENV = Path(__file__).resolve().parents[1] / "var" / "bench" / "reference-env"
+
+
+def reference_python(env: Path = REFERENCE_ENV) -> Path:
+    """The baseline's interpreter: a virtualenv made once with only
+    :data:`REFERENCE_PACKAGES` (remade when that list changes)."""
+    python, stamp = env / "bin" / "python", env / "packages.txt"
+    wanted = "\n".join(REFERENCE_PACKAGES)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, *REFERENCE_PACKAGES], check=True)
+    stamp.write_text(wanted)
+    return python
+
+
 def run_reference(codes: list[str]) -> list[reference_executor.ReferenceResult]:
-    """The baseline, in this virtualenv's interpreter (numpy and pandas installed, as in
-    CodeRM's executor image), isolated from the working directory (``-I``)."""
+    """The baseline, in :func:`reference_python`'s interpreter, isolated from the
+    working directory (``-I``)."""
     script = Path(reference_executor.__file__)
     proc = subprocess.run(
-        [sys.executable, "-I", str(script)],
+        [str(reference_python()), "-I", str(script)],
         input=json.dumps(codes),
         capture_output=True,
         text=True,
