@@ -19,6 +19,7 @@ from services.cli import exec_pairs as exec_pairs_cmd
 from services.cli import report as report_cmd
 from services.cli import watch as watch_cmd
 from services.cli.dead_letters import peek_dead_letters
+from services.cli.errors import UserError
 from services.cli.models import model_app
 from services.cli.shell import console, user_errors, with_sessions
 from shared.broker import connect_broker
@@ -519,7 +520,7 @@ def exec_pairs(
         try:
             summary = exec_pairs_cmd.run_command(input_path, output_path, options, console)
         except exec_pairs_cmd.PairsFormatError as error:
-            raise LookupError(str(error)) from error
+            raise UserError(str(error)) from error
     console.print(summary)
 
 

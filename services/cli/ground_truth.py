@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.cli.errors import UserError
 from shared.db.models import Benchmark, Problem
 from shared.oracle import (
     GroundTruthKind,
@@ -38,12 +39,13 @@ async def resolve_ground_truth(
 ) -> GroundTruthChoice:
     """The ground truth of a run over ``problems`` labelled by benchmark ``suite``.
 
-    Raises ``LookupError`` when ``suite`` lacks one of the task ids, mixes kinds of
-    ground truth, or has evalplus problems whose expected outputs were never computed.
+    Raises :class:`~services.cli.errors.UserError` when ``suite`` lacks one of the task
+    ids, mixes kinds of ground truth, or has evalplus problems whose expected outputs were
+    never computed.
     """
     benchmark_id = await session.scalar(select(Benchmark.id).where(Benchmark.name == suite))
     if benchmark_id is None:
-        raise LookupError(f"ground-truth benchmark {suite!r} is not imported")
+        raise UserError(f"ground-truth benchmark {suite!r} is not imported")
     rows = await session.execute(
         select(
             Problem.task_id,
@@ -57,14 +59,14 @@ async def resolve_ground_truth(
     found = {task_id: (GroundTruthKind(kind), ready) for task_id, kind, ready in rows}
     missing = [p.task_id for p in problems if p.task_id not in found]
     if missing:
-        raise LookupError(f"{suite} has no problems {missing[:5]} ({len(missing)} missing)")
+        raise UserError(f"{suite} has no problems {missing[:5]} ({len(missing)} missing)")
     kinds = {kind for kind, _ in found.values()}
     if len(kinds) > 1:
-        raise LookupError(f"{suite} mixes ground-truth kinds {sorted(kinds)} in these problems")
+        raise UserError(f"{suite} mixes ground-truth kinds {sorted(kinds)} in these problems")
     kind = kinds.pop() if kinds else GroundTruthKind.TESTS
     unready = [t for t, (k, ready) in found.items() if k is GroundTruthKind.OUTPUTS and not ready]
     if unready:
-        raise LookupError(
+        raise UserError(
             f"{suite}: expected outputs of {unready[:5]} were never computed; "
             f"import the benchmark again (coderm import-benchmark {suite} ...)"
         )

@@ -12,6 +12,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cli import checkpoints, registry
+from services.cli.errors import UserError
 from services.cli.shell import console, user_errors, with_sessions
 from shared.db.models import Model
 from shared.enums import BackendName, CompletionFormat, ModelRole
@@ -100,7 +101,7 @@ def add(
     """Register a model (idempotent for the same settings)."""
     with user_errors():
         if prompt_format is CompletionFormat.CODE and backend is not BackendName.REPLAY:
-            raise LookupError("format code is for imported CodeRM files (the replay backend)")
+            raise UserError("format code is for imported CodeRM files (the replay backend)")
         local = Path(checkpoint) if checkpoint else None
         if local is not None and not checkpoints.is_checkpoint(local):
             local = None  # a path on the generator's host, or not yet written

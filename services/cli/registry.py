@@ -10,11 +10,12 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cli import checkpoints
+from services.cli.errors import UserError
 from shared.db.models import Completion, Model, Run, RunCompletion
 from shared.enums import BackendName, CompletionFormat, ModelRole
 
 
-class RegistryError(LookupError):
+class RegistryError(UserError):
     """A registry request that cannot be done as asked (shown to the user as one line)."""
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.cli.errors import UserError
 from services.cli.ground_truth import resolve_ground_truth
 from services.cli.importers import CompletionRecord, ProblemRecord
 from shared.db.models import (
@@ -89,7 +90,7 @@ async def benchmark_problems(session: AsyncSession, name: str) -> list[Problem]:
     """The benchmark's problems in their file order; raises if it was never imported."""
     benchmark_id = await session.scalar(select(Benchmark.id).where(Benchmark.name == name))
     if benchmark_id is None:
-        raise LookupError(f"benchmark {name!r} is not imported (coderm import-benchmark)")
+        raise UserError(f"benchmark {name!r} is not imported (coderm import-benchmark)")
     rows = await session.scalars(
         select(Problem).where(Problem.benchmark_id == benchmark_id).order_by(Problem.position)
     )
@@ -114,7 +115,7 @@ async def upsert_model(
     )
     found = (await session.execute(select(Model.id, Model.backend).where(Model.name == name))).one()
     if found.backend != backend:
-        raise LookupError(f"model {name!r} is registered with backend {found.backend!r}")
+        raise UserError(f"model {name!r} is registered with backend {found.backend!r}")
     return int(found.id)
 
 
@@ -181,7 +182,7 @@ def _generation(request: RunRequest, policy: Model, test_model: Model) -> RunGen
     sampling = {}
     for model, role in ((policy, Role.SOLUTION), (test_model, Role.TEST)):
         if not ModelRole(model.role).serves(role):
-            raise LookupError(f"model {model.name!r} is a {model.role} model, not for {role}s")
+            raise UserError(f"model {model.name!r} is a {model.role} model, not for {role}s")
         sampling[role.value] = SamplingSettings(
             temperature=model.temperature,
             top_p=model.top_p,
@@ -203,14 +204,14 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
     }
     for needed in (request.policy, request.test_model):
         if needed not in models:
-            raise LookupError(f"model {needed!r} is not registered (coderm model add)")
+            raise UserError(f"model {needed!r} is not registered (coderm model add)")
     generation = _generation(request, models[request.policy], models[request.test_model])
     test_format = CompletionFormat(models[request.test_model].format)
     style = test_format.test_style()
     try:
         check_test_format(request.profile, test_format)
     except ValueError as exc:
-        raise LookupError(str(exc)) from None
+        raise UserError(str(exc)) from None
     defaults = ExecLimits.default_for(style, request.assert_time_limit_s)
     limits = ExecLimits.model_validate(
         {
@@ -221,7 +222,7 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
         }
     )
     if request.adaptive and style is not TestStyle.UNITTEST:
-        raise LookupError("--adaptive applies to unittest-style tests only")
+        raise UserError("--adaptive applies to unittest-style tests only")
     ground_truth = await resolve_ground_truth(
         session, request.ground_truth or request.benchmark, problems, limits
     )
@@ -269,7 +270,7 @@ async def run_progress(session: AsyncSession, run_id: uuid.UUID) -> Progress:
     """Cheap counts of each stage of a run."""
     run = await session.get(Run, run_id)
     if run is None:
-        raise LookupError(f"no run {run_id}")
+        raise UserError(f"no run {run_id}")
     await session.refresh(run)
     problems = (
         await session.scalar(
@@ -342,7 +343,7 @@ async def find_run(session: AsyncSession, prefix: str) -> Run:
         await session.scalars(select(Run).where(cast(Run.id, String).like(f"{prefix}%")).limit(2))
     )
     if len(runs) != 1:
-        raise LookupError(f"no unique run matches {prefix!r}")
+        raise UserError(f"no unique run matches {prefix!r}")
     return runs[0]
 
 
