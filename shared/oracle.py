@@ -106,12 +106,13 @@ def run_ground_truth(config: Mapping[str, Any]) -> RunGroundTruth | None:
     return None if raw is None else RunGroundTruth.model_validate(raw)
 
 
-def outputs_profile(suite: str) -> str:
+def outputs_profile(suite: str, packages: bool = True) -> str:
     """Cache key of evalplus-style labels against ``suite``'s stored outputs: the sandbox
-    semantics, the comparison rules and evalplus's time-limit rule."""
+    semantics, the comparison rules, evalplus's time-limit rule and the package
+    environment (``-stdlib``: the image's numpy and pandas not importable)."""
     return (
         f"sbx{SANDBOX_VERSION}/gt-{suite}/evalplus{ORACLE_VERSION}"
-        f"-x{GT_TIME_FACTOR:g}-min{round(GT_MIN_TIME_S * 1000)}ms"
+        f"-x{GT_TIME_FACTOR:g}-min{round(GT_MIN_TIME_S * 1000)}ms{'' if packages else '-stdlib'}"
     )
 
 

@@ -63,6 +63,28 @@ class ExecLimits(BaseModel):
     ``output``, ``locals_dict``; the verdict is ``locals_dict['result']``) instead of
     the strict one (a module-level ``result``)."""
 
+    site_packages: bool | None = None
+    """Whether pairs (and the run's ground-truth checks) may import the sandbox image's
+    numpy and pandas; ``None``: as the test style's published tool had it (see
+    :meth:`packages`)."""
+
+    @property
+    def packages(self) -> bool:
+        """Whether the image's numpy and pandas are importable: by default yes for
+        unittest-style runs (CodeRM's executor image has them) and no for CodeT's asserts
+        (its published figures on the CodeGen-16B set were computed with the standard
+        library only: a sample that imports pandas fails there)."""
+        if self.site_packages is not None:
+            return self.site_packages
+        return self.test_style is TestStyle.UNITTEST
+
+    def _packages_tag(self) -> str:
+        """The profile suffix of a package environment other than the style's default."""
+        default = self.test_style is TestStyle.UNITTEST
+        if self.packages == default:
+            return ""
+        return "-pkgs" if self.packages else "-stdlib"
+
     @model_validator(mode="after")
     def _reference_globals_need_unittest(self) -> ExecLimits:
         if self.reference_globals and self.test_style is not TestStyle.UNITTEST:
@@ -84,11 +106,13 @@ class ExecLimits(BaseModel):
         if self.test_style is TestStyle.UNITTEST:
             kind = "unittest-ref" if self.reference_globals else "unittest"
             kill = round(self.kill_after_s * 1000)
-            profile = f"sbx{SANDBOX_VERSION}/{kind}/t{ms}ms-k{kill}ms"
+            profile = f"sbx{SANDBOX_VERSION}/{kind}/t{ms}ms-k{kill}ms{self._packages_tag()}"
             return profile if self.adaptive is None else f"{profile}-{self.adaptive.tag()}"
-        return f"sbx{SANDBOX_VERSION}/assert/t{ms}ms-s{round(self.setup_time_limit_s * 1000)}ms"
+        setup = round(self.setup_time_limit_s * 1000)
+        return f"sbx{SANDBOX_VERSION}/assert/t{ms}ms-s{setup}ms{self._packages_tag()}"
 
     def ground_truth_profile(self, suite: str) -> str:
-        """Cache key of ground-truth labels with the benchmark's own tests (``suite``)."""
+        """Cache key of ground-truth labels with the benchmark's own tests (``suite``),
+        run in the run's package environment (``-pkgs``: numpy and pandas importable)."""
         ms = round(self.ground_truth_time_limit_s * 1000)
-        return f"sbx{SANDBOX_VERSION}/gt-{suite}/t{ms}ms"
+        return f"sbx{SANDBOX_VERSION}/gt-{suite}/t{ms}ms{'-pkgs' if self.packages else ''}"

@@ -49,6 +49,8 @@ class Limits:
     file_size_mb: int = 16
     open_files: int = 256
     grace_s: float = 0.1
+    site_packages: bool = True
+    """Whether the image's site-packages (numpy, pandas) stay importable."""
 
     @classmethod
     def from_json(cls, raw: object) -> Limits:
@@ -60,6 +62,7 @@ class Limits:
             file_size_mb=int(raw.get("file_size_mb", base.file_size_mb)),
             open_files=int(raw.get("open_files", base.open_files)),
             grace_s=float(raw.get("grace_s", base.grace_s)),
+            site_packages=bool(raw.get("site_packages", base.site_packages)),
         )
 
 

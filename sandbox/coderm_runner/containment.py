@@ -12,6 +12,7 @@ import resource
 import select
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -118,8 +119,14 @@ class Clock:
 
 def confine(limits: Limits, cpu_s: int | None = None) -> None:
     """Confine this freshly forked process: own session, stdio on /dev/null, first in
-    line for the OOM killer, not dumpable, the batch's rlimits (and ``RLIMIT_CPU``)."""
+    line for the OOM killer, not dumpable, the batch's rlimits (and ``RLIMIT_CPU``), and
+    the image's site-packages off ``sys.path`` when the batch runs with the standard
+    library only."""
     os.setsid()
+    if not limits.site_packages:
+        sys.path[:] = [
+            p for p in sys.path if os.path.basename(p) not in ("site-packages", "dist-packages")
+        ]
     signal.signal(signal.SIGINT, signal.default_int_handler)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):

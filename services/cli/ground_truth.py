@@ -72,7 +72,7 @@ async def resolve_ground_truth(
         )
     profile = {
         GroundTruthKind.TESTS: limits.ground_truth_profile(suite),
-        GroundTruthKind.OUTPUTS: outputs_profile(suite),
+        GroundTruthKind.OUTPUTS: outputs_profile(suite, limits.packages),
         GroundTruthKind.NONE: unlabelled_profile(suite),
     }[kind]
     source = RunGroundTruth(benchmark=suite, benchmark_id=benchmark_id, kind=kind)

@@ -62,7 +62,7 @@ class ExecuteHandler:
             queued = time.perf_counter()
             async with self.slots:
                 waited = time.perf_counter() - queued
-                results = await self._run(plan.jobs)
+                results = await self._run(plan.jobs, limits.packages)
         executions, labels = result_rows(
             results, inputs.run.exec_profile, inputs.run.ground_truth_profile
         )
@@ -89,8 +89,9 @@ class ExecuteHandler:
             ScoreProblem(run_id=message.run_id, problem_id=message.problem_id)
         )
 
-    async def _run(self, jobs: list[Job]) -> dict[str, JobResult]:
-        """Run the jobs; a broken sandbox (not a failing candidate) is retried.
+    async def _run(self, jobs: list[Job], site_packages: bool) -> dict[str, JobResult]:
+        """Run the jobs (with the image's numpy and pandas importable or not); a broken
+        sandbox (not a failing candidate) is retried.
 
         After the last attempt a batch-level failure propagates (the message is retried
         and eventually dead-lettered); job-level ``sandbox_error`` results are stored as
@@ -98,7 +99,7 @@ class ExecuteHandler:
         """
         for attempt in range(1, SANDBOX_ATTEMPTS + 1):
             try:
-                results = await self.sandbox.run_batch(jobs)
+                results = await self.sandbox.run_batch(jobs, site_packages=site_packages)
             except SandboxError:
                 log.warning("sandbox.failed", attempt=attempt, exc_info=True)
                 if attempt == SANDBOX_ATTEMPTS:

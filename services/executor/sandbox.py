@@ -198,11 +198,16 @@ def result_keys(jobs: Sequence[UnittestJob | AssertJob]) -> list[str]:
     return keys
 
 
-def encode_batch(jobs: Sequence[UnittestJob | AssertJob], parallel: int | None = None) -> bytes:
+def encode_batch(
+    jobs: Sequence[UnittestJob | AssertJob],
+    parallel: int | None = None,
+    site_packages: bool = True,
+) -> bytes:
     """The runner's stdin payload: magic, 8-byte length, zlib-compressed JSON.
 
     ``parallel``: how many unittest pairs the runner runs at once (its default: the
-    container's CPUs + 1).
+    container's CPUs + 1); ``site_packages``: whether the batch's code may import the
+    image's numpy and pandas.
     """
     texts = _Texts()
     encoded = [_job_json(j, texts) for j in jobs]
@@ -215,6 +220,7 @@ def encode_batch(jobs: Sequence[UnittestJob | AssertJob], parallel: int | None =
             "file_size_mb": FILE_SIZE_MB,
             "open_files": OPEN_FILES,
             "grace_s": GRACE_S,
+            "site_packages": site_packages,
         },
     }
     data = zlib.compress(json.dumps(batch).encode(), 6)
@@ -371,9 +377,13 @@ class DockerSandbox:
         }
 
     async def run_batch(
-        self, jobs: Sequence[UnittestJob | AssertJob], progress: Progress | None = None
+        self,
+        jobs: Sequence[UnittestJob | AssertJob],
+        progress: Progress | None = None,
+        site_packages: bool = True,
     ) -> dict[str, JobResult]:
-        """Run ``jobs`` in one container: one result per unittest job and per check.
+        """Run ``jobs`` in one container: one result per unittest job and per check
+        (``site_packages``: whether they may import the image's numpy and pandas).
 
         Raises SandboxError when the container breaks, times out or its output is
         incomplete; the whole batch may then be retried.
@@ -381,7 +391,7 @@ class DockerSandbox:
         expected = result_keys(jobs)
         if not expected:
             return {}
-        payload = encode_batch(jobs, self.parallel)
+        payload = encode_batch(jobs, self.parallel, site_packages)
         # limits are effective time: on less than a CPU a pair's wall time stretches
         stretch = max(1.0, 1.0 / self._settings.cpus) if self._settings.cpus > 0 else 1.0
         timeout = max(

@@ -410,6 +410,31 @@ async def test_pairs_see_numpy_and_pandas(sandbox: DockerSandbox, mode: Mode) ->
     assert "ctypes" in (results["ctypes_read"].detail or "")
 
 
+async def test_a_standard_library_batch_cannot_import_numpy(sandbox: DockerSandbox) -> None:
+    """``site_packages=False`` (CodeT's environment, the default of assert-style runs):
+    neither unittest pairs nor assert jobs (a run's ground truth) see numpy or pandas;
+    the same batch with them passes."""
+    jobs: list[UnittestJob | AssertJob] = [
+        pair("numpy", NUMPY_SOLUTION, NUMPY_TEST),
+        AssertJob(
+            "pandas_setup",
+            PANDAS_SOLUTION,
+            (AssertCheck("pandas_check", "assert add_one(1) == 2"),),
+            time_limit_s=1.0,
+            setup_time_limit_s=3.0,
+        ),
+    ]
+    stdlib = await sandbox.run_batch(jobs, site_packages=False)
+    assert stdlib["numpy"].outcome is Outcome.ERROR, summary(stdlib)
+    assert "No module named 'numpy'" in (stdlib["numpy"].detail or "")
+    assert stdlib["pandas_check"].outcome is Outcome.ERROR, summary(stdlib)
+    both = await sandbox.run_batch(jobs)
+    assert {k: r.outcome for k, r in both.items()} == {
+        "numpy": Outcome.PASS,
+        "pandas_check": Outcome.PASS,
+    }, summary(both)
+
+
 def _checks(prefix: str, *codes: str) -> tuple[AssertCheck, ...]:
     return tuple(AssertCheck(f"{prefix}/{i}", code) for i, code in enumerate(codes))
 

@@ -20,6 +20,7 @@ from shared.broker import Topology, kind_of
 from shared.enums import Role
 from shared.enums import TestStyle as Style
 from shared.messages import ExecuteBatch, GenerateRequest
+from shared.oracle import outputs_profile
 from shared.profiles import AdaptiveLimit, ExecLimits
 
 RUN = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -86,6 +87,24 @@ def test_reference_globals_are_for_unittest_runs_only() -> None:
     stored = ExecLimits.default_for(Style.UNITTEST).model_dump()
     del stored["reference_globals"]  # a run stored before the field existed
     assert ExecLimits.model_validate(stored).reference_globals is False
+
+
+def test_package_environment_follows_the_style_and_names_its_profiles() -> None:
+    """Unittest runs see numpy and pandas (CodeRM's image), assert runs the standard
+    library (CodeT's published run); any other choice is named in the cache keys."""
+    unittest_limits = ExecLimits.default_for(Style.UNITTEST)
+    asserts = ExecLimits.default_for(Style.ASSERT)
+    assert (unittest_limits.packages, asserts.packages) == (True, False)
+    assert unittest_limits.exec_profile() == "sbx4/unittest/t1000ms-k2000ms"
+    assert asserts.exec_profile() == "sbx4/assert/t100ms-s3000ms"
+    assert unittest_limits.ground_truth_profile("humaneval") == "sbx4/gt-humaneval/t3000ms-pkgs"
+    assert asserts.ground_truth_profile("humaneval") == "sbx4/gt-humaneval/t3000ms"
+    stdlib = unittest_limits.model_copy(update={"site_packages": False})
+    with_packages = asserts.model_copy(update={"site_packages": True})
+    assert stdlib.exec_profile() == "sbx4/unittest/t1000ms-k2000ms-stdlib"
+    assert with_packages.exec_profile() == "sbx4/assert/t100ms-s3000ms-pkgs"
+    assert outputs_profile("humaneval+").endswith("min1000ms")
+    assert outputs_profile("humaneval+", packages=False).endswith("min1000ms-stdlib")
 
 
 def _write(path: Path, rows: list[object]) -> Path:
