@@ -22,11 +22,18 @@ class DatabaseSettings(BaseModel):
 
 
 class BrokerSettings(BaseModel):
-    """RabbitMQ connection and consumer flow control."""
+    """RabbitMQ connection, consumer flow control and the back-off of failed handlers.
+
+    A message whose handler failed waits in a delay queue (holding no consumer) before
+    its next attempt: ``retry_delay_s`` after the first failure, doubled after each
+    further one, never more than ``retry_max_delay_s`` (2, 4, 8, 16 s by default).
+    """
 
     url: SecretStr = SecretStr("amqp://coderm:coderm@127.0.0.1:5672/coderm")
     prefetch: int = 4
     queue_prefix: str = "coderm"
+    retry_delay_s: float = Field(default=2.0, gt=0)
+    retry_max_delay_s: float = Field(default=30.0, gt=0)
 
 
 class SandboxSettings(BaseModel):

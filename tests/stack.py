@@ -92,11 +92,10 @@ async def _delete_topology(stack: Stack) -> None:
     connection = await aio_pika.connect_robust(BROKER_URL)
     async with connection:
         channel = await connection.channel()
-        for kind in WORK_KINDS:
-            await channel.queue_delete(topology.queue(kind))
-            await channel.queue_delete(topology.dead_queue(kind))
-        await channel.exchange_delete(topology.exchange)
-        await channel.exchange_delete(topology.dead_exchange)
+        for queue in topology.queues():
+            await channel.queue_delete(queue)
+        for exchange in topology.exchanges():
+            await channel.exchange_delete(exchange)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
