@@ -18,7 +18,7 @@ from services.cli import compare as compare_cmd
 from services.cli import exec_pairs as exec_pairs_cmd
 from services.cli import report as report_cmd
 from services.cli import watch as watch_cmd
-from services.cli.dead_letters import peek_dead_letters
+from services.cli.dead_letters import dead_letters_table, peek_dead_letters
 from services.cli.errors import UserError
 from services.cli.models import model_app
 from services.cli.shell import console, user_errors, with_sessions
@@ -164,11 +164,10 @@ def import_completions(
             return len(records), sum(len(r.samples) for r in records), added, unknown
 
     matched, total, added, unknown = with_sessions(work)
-    console.print(
-        f"{model} {role.value}s: {matched} problems, {total} samples in file, {added} new "
-        f"({completion_format.value} format)"
-    )
+    summary = f"{matched} problems, {total} samples in file, {added} new"
+    console.print(f"{model} {role.value}s: {summary}")
     if coderm is not None:
+        console.print(f"stored as {completion_format.value} completions")
         shown = ": " + ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         console.print(
             f"{len(unknown)} lines skipped, task id in no problem of {benchmark}"
@@ -409,12 +408,7 @@ def dead_letters(
     if not letters:
         console.print("no dead-lettered messages")
         return
-    table = Table(title="dead-lettered messages")
-    for column in ("queue", "reason", "body"):
-        table.add_column(column, overflow="fold")
-    for letter in letters:
-        table.add_row(letter.kind, letter.reason[:300], letter.body[:200].decode(errors="replace"))
-    console.print(table)
+    console.print(dead_letters_table(letters))
 
 
 @app.command()

@@ -144,10 +144,10 @@ def _run_lines(report: Report) -> list[Block]:
 
 #: What each run profile means for the figures (shared.run_profile).
 PROFILE_NOTES = {
-    "strict": "every solution sample counts, a sample without code as incorrect; labels "
-    "are evalplus's base and plus inputs",
-    "coderm-ref": "CodeRM's executor globals, only samples with one code block as "
-    "candidates, labels by evalplus's plus inputs alone",
+    "strict": "every solution sample counts, one without code as incorrect; evalplus "
+    "labels need the base and the plus inputs",
+    "coderm-ref": "CodeRM's executor globals, only samples with one code block count; "
+    "evalplus labels by the plus inputs alone",
 }
 
 

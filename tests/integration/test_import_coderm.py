@@ -182,7 +182,8 @@ def test_coderm_sol(stack: Stack, benchmark: Path, anno: bool) -> None:
     )
     model = f"ref-sol-{'anno' if anno else 'plain'}"
     out = import_completions(stack, file, model, "solution", "coderm-sol")
-    assert "2 problems, 3 samples in file, 3 new (code format)" in out
+    assert "2 problems, 3 samples in file, 3 new" in out
+    assert "stored as code completions" in out
     assert "1 lines skipped, task id in no problem of coderm-import-test: HumanEval/77" in out
     got = stored(stack, model)
     assert got == {
@@ -198,7 +199,8 @@ def test_coderm_sol(stack: Stack, benchmark: Path, anno: bool) -> None:
 def test_coderm_ut(stack: Stack, benchmark: Path) -> None:
     file = write(benchmark / "ut_m_100.jsonl", [{"task_id": "HumanEval/0", "unit_tests": UT_0}])
     out = import_completions(stack, file, "ref-ut", "test", "coderm-ut")
-    assert "1 problems, 2 samples in file, 2 new (code format)" in out
+    assert "1 problems, 2 samples in file, 2 new" in out
+    assert "stored as code completions" in out
     assert "0 lines skipped" in out
     got = stored(stack, "ref-ut")
     assert got == {("HumanEval/0", "test"): [("code", t) for t in UT_0]}
@@ -218,7 +220,8 @@ def test_coderm_inference(stack: Stack, benchmark: Path) -> None:
             ],
         )
         out = import_completions(stack, file, "ref-chat", role, "coderm-inference")
-        assert "2 problems, 3 samples in file, 3 new (chat-ref format)" in out
+        assert "2 problems, 3 samples in file, 3 new" in out
+        assert "stored as chat-ref completions" in out
     got = stored(stack, "ref-chat")
     assert got == {
         ("HumanEval/0", "solution"): [("chat-ref", t) for t in CHAT_SOL_0],
