@@ -35,7 +35,7 @@ DATA = ROOT.parent / "shared" / "data"
 PREFIX = "HumanEval_codegen16B_temp0.8_topp0.95_num100_max300"
 BENCHMARK, MODEL, PROBLEMS, SAMPLES = "humaneval", "codegen16b", 164, 100
 
-#: CodeT's released code on this data (ALGORITHMS.md §6).
+#: CodeT's released code on this data (the figures CodeT's own code gives on it).
 PUBLISHED = {
     "vanilla.pass@1": 22.12,
     "vanilla.pass@10": 50.38,

@@ -1,4 +1,4 @@
-"""Dynamic unit-test scaling (CodeRM §3.2, ALGORITHMS §5): how many tests each problem
+"""Dynamic unit-test scaling (CodeRM section 3.2): how many tests each problem
 gets from a total budget, and the accuracy each allocation buys on a stored run
 (pure, no I/O).
 

@@ -117,7 +117,7 @@ class CurvePoint:
 
 @dataclass(frozen=True)
 class AllocationPoint:
-    """Accuracy at one total budget for one allocation rule (ALGORITHMS §5).
+    """Accuracy at one total budget for one allocation rule (CodeRM section 3.2).
 
     ``rule``: ``"equal"``, ``"gold"`` (lambda = true pass rate) or ``"estimated"``
     (lambda from a first round of tests); ``budget`` the total number of test slots

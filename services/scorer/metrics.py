@@ -5,7 +5,7 @@ accepted) is ``None``, never 0 or NaN. Means over problems skip ``None`` values
 (:func:`mean_defined`) and are ``None`` when no value is defined; reports should
 show how many problems a mean covers.
 
-Quality metrics follow the CodeRM paper's appendix D (ALGORITHMS.md §4). Both FAR/FRR
+Quality metrics follow the CodeRM paper's appendix D. Both FAR/FRR
 definitions are provided under distinct names:
 
 * ``far = FP / (FP + TN)``, ``frr = FN / (FN + TP)``: the rates as the paper's words,
@@ -159,7 +159,7 @@ def confusion_individual(candidates: Sequence[Candidate], tests: Iterable[int]) 
 
 
 def confusion_majority(candidates: Sequence[Candidate]) -> Confusion:
-    """Majority voting as classifier (ALGORITHMS §4): accept the samples passing the
+    """Majority voting as classifier (CodeRM appendix D): accept the samples passing the
     largest number of tests among the problem's samples, reject the rest.
 
     No consistency tie rule here. When no sample passes anything (or there are no
@@ -239,7 +239,7 @@ class ProblemQuality:
 
 @dataclass(frozen=True)
 class QualityReport:
-    """Unit-test quality of a run (ALGORITHMS §4), every ratio under both FAR/FRR
+    """Unit-test quality of a run (CodeRM appendix D), every ratio under both FAR/FRR
     definitions (see :class:`Quality`).
 
     * ``individual_micro``: counts pooled over every (unique test, solution sample)

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: the tables of ARCHITECTURE.md.
+"""SQLAlchemy 2 models: the tables of docs/ARCHITECTURE.md.
 
 Natural keys carry unique constraints so that every write can be
 ``INSERT ... ON CONFLICT DO NOTHING`` and a redelivered message changes nothing.

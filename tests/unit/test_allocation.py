@@ -1,4 +1,4 @@
-"""Dynamic unit-test allocation (ALGORITHMS §5) on hand-computed tables."""
+"""Dynamic unit-test allocation (CodeRM section 3.2) on hand-computed tables."""
 
 from __future__ import annotations
 
