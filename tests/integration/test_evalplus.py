@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import subprocess
 import sys
 import uuid
@@ -71,13 +72,21 @@ def _oracles(stack: Stack, benchmark: str) -> dict[str, tuple[str, Oracle]]:
     }
 
 
+def _expected_counts(output: str) -> tuple[int, int]:
+    """``(computed, already stored)`` from import-benchmark's summary line."""
+    found = re.search(r"expected outputs: (\d+) computed, (\d+) already stored", output)
+    assert found, output
+    return int(found[1]), int(found[2])
+
+
 def test_import_stores_prompts_and_expected_outputs_equal_to_evalplus(
     stack: Stack, evalplus_imported: dict[str, str]
 ) -> None:
     """The canonical outputs computed in our sandbox pass evalplus's comparison against the
     expected outputs evalplus wrote into its -OriginFmt tests, input by input."""
     assert "CodeRM prompts: 4 of 4 matched" in evalplus_imported["humaneval+"]
-    assert "expected outputs: 4 computed, 0 already stored" in evalplus_imported["humaneval+"]
+    computed, already = _expected_counts(evalplus_imported["humaneval+"])
+    assert computed + already == 4, "other modules of the session may have imported it first"
     assert "expected outputs: 5 computed" in evalplus_imported["mbpp+"]
     assert "3 problems have no hidden tests" in evalplus_imported["livecodebench"]
     again = cli(
@@ -307,7 +316,8 @@ def test_codet_humaneval_scored_with_humaneval_plus_ground_truth(
     )
     wait_run_finished(stack, services, run_id, timeout=300)
     labels = _labels(stack, run_id)
-    assert labels and all(row["profile"] == outputs_profile("humaneval+") for row in labels)
+    assert labels
+    assert all(row["profile"] == outputs_profile("humaneval+", packages=False) for row in labels)
     assert all(row["base_passed"] is not None for row in labels)
     assert any(row["passed"] for row in labels) and not all(row["passed"] for row in labels)
     seen: dict[str, bool] = {}
