@@ -22,7 +22,8 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 
-from shared.broker import WORK_KINDS, Topology
+from shared.broker import REASON_HEADER, WORK_KINDS, Topology, kind_of
+from shared.messages import Message
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get(
@@ -288,16 +289,69 @@ def consumers_ready(stack: Stack) -> bool:
     return asyncio.run(ready())
 
 
-def consumer_count(stack: Stack, kind: str) -> int:
-    """How many consumers one work queue of the session has."""
+def queue_counts(stack: Stack, kind: str) -> tuple[int, int]:
+    """``(messages ready, consumers)`` of one work queue of the session."""
 
-    async def count() -> int:
+    async def counts() -> tuple[int, int]:
         connection = await aio_pika.connect_robust(BROKER_URL)
         async with connection:
             channel = await connection.channel()
             queue = await channel.declare_queue(
                 Topology(stack.queue_prefix).queue(kind), passive=True
             )
-            return int(queue.declaration_result.consumer_count or 0)
+            result = queue.declaration_result
+            return int(result.message_count or 0), int(result.consumer_count or 0)
 
-    return asyncio.run(count())
+    return asyncio.run(counts())
+
+
+def consumer_count(stack: Stack, kind: str) -> int:
+    """How many consumers one work queue of the session has."""
+    return queue_counts(stack, kind)[1]
+
+
+def queue_depth(stack: Stack, kind: str) -> int:
+    """How many messages wait in one work queue of the session."""
+    return queue_counts(stack, kind)[0]
+
+
+async def publish_raw(stack: Stack, kind: str, body: bytes) -> None:
+    """Publish one body, as it is, to a work queue of the session."""
+    connection = await aio_pika.connect_robust(BROKER_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(Topology(stack.queue_prefix).exchange)
+        await exchange.publish(aio_pika.Message(body), routing_key=kind)
+
+
+async def publish(stack: Stack, *messages: Message) -> None:
+    """Publish messages to their work queues of the session."""
+    for message in messages:
+        await publish_raw(stack, kind_of(message), message.to_body())
+
+
+async def take_dead(
+    stack: Stack, kind: str, count: int | None = None
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take messages out of a dead-letter queue of the session (acked): ``count`` of
+    them, waiting for them to arrive, or with ``None`` every one there is now."""
+    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+    connection = await aio_pika.connect_robust(BROKER_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(Topology(stack.queue_prefix).dead_queue(kind))
+        while count is None or len(taken) < count:
+            message = await queue.get(fail=False)
+            if message is None:
+                if count is None:
+                    break
+                await asyncio.sleep(0.2)
+                continue
+            await message.ack()
+            taken.append(message)
+    return taken
+
+
+def dead_reason(message: aio_pika.abc.AbstractIncomingMessage) -> str:
+    """The reason a dead-lettered message carries."""
+    return str((message.headers or {}).get(REASON_HEADER))

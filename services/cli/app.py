@@ -260,8 +260,10 @@ def _follow(run_id: uuid.UUID, timeout: float) -> None:
                 async with sessions() as session:
                     progress = await store.run_progress(session, run_id)
                 render.update_bars(bars, tasks, progress)
-                if progress.state in (RunState.FINISHED.value, RunState.FAILED.value):
+                if progress.state == RunState.FINISHED.value:
                     return progress.state
+                if progress.state == RunState.FAILED.value:
+                    return f"failed: {progress.error or 'no reason recorded'}"
                 if progress.error:
                     return f"stuck: {progress.error}"
                 if time.monotonic() > deadline:

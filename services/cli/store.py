@@ -27,6 +27,7 @@ from shared.db.models import (
     RunProblem,
 )
 from shared.enums import CompletionFormat, ModelRole, ProblemState, Role, RunState, TestStyle
+from shared.lifecycle import resume_run
 from shared.messages import ExecuteBatch, GenerateRequest, Message, ScoreProblem
 from shared.profiles import AdaptiveLimit, ExecLimits
 from shared.run_profile import RunProfile, check_test_format, run_profile
@@ -348,13 +349,17 @@ async def find_run(session: AsyncSession, prefix: str) -> Run:
 
 
 async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
-    """The messages that re-drive every unfinished problem of a run (and clear its error).
+    """Take a run back to running (a failed run, its error cleared: see
+    :func:`shared.lifecycle.resume_run`) and return the messages that re-drive every
+    unfinished problem of it; none for a finished run, and one score request that closes
+    it when every problem is scored already.
 
     All of them are idempotent: a problem whose extraction is incomplete is generated
     again; an extracted problem gets its batches again (cached pairs are skipped, and
     every batch ends with a score request).
     """
-    run.error = None
+    if await resume_run(session, run) is RunState.FINISHED:
+        return []
     rows = await session.scalars(
         select(RunProblem).where(
             RunProblem.run_id == run.id, RunProblem.state != ProblemState.SCORED.value
@@ -383,7 +388,18 @@ async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
             for batch in batches
         ]
         messages += found or [ScoreProblem(run_id=run.id, problem_id=row.problem_id)]
+    if not messages:
+        messages = await _closing_score(session, run)
     return messages
+
+
+async def _closing_score(session: AsyncSession, run: Run) -> list[Message]:
+    """A score request for one scored problem of a run whose problems are all scored (they
+    were scored while it was failed, so nobody closed it): the scorer finishes the run."""
+    problem_id = await session.scalar(
+        select(RunProblem.problem_id).where(RunProblem.run_id == run.id).limit(1)
+    )
+    return [] if problem_id is None else [ScoreProblem(run_id=run.id, problem_id=problem_id)]
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ class ExtractHandler:
     pairs_per_batch: int
 
     async def __call__(self, message: ExtractRequest) -> None:
-        """Handle one ``ExtractRequest``; idempotent under redelivery."""
+        """Handle one ``ExtractRequest``; idempotent under redelivery (a problem already
+        scored stays scored and its batches are not planned again)."""
         follow_ups: list[Message] = []
         async with self.sessions.begin() as session:
             problem = await session.get(Problem, message.problem_id)
@@ -87,7 +88,7 @@ class ExtractHandler:
             row = await store.mark_extracted(
                 session, message.run_id, message.problem_id, message.role
             )
-            if row.solutions_extracted and row.tests_extracted:
+            if store.ready_to_plan(row):
                 follow_ups = await self._plan(session, message, row)
         log.info(
             "extract.done",

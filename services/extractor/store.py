@@ -21,6 +21,7 @@ from shared.db.models import (
 )
 from shared.db.queries import lock_run_problem, run_solution_samples, run_test_ids
 from shared.enums import ProblemState, Role
+from shared.lifecycle import advance_problem
 
 
 async def upsert_code(
@@ -104,13 +105,28 @@ async def link_tests(session: AsyncSession, links: Sequence[tuple[int, int, int]
 async def mark_extracted(
     session: AsyncSession, run_id: uuid.UUID, problem_id: int, role: Role
 ) -> RunProblem:
-    """Flag one role of a run's problem as extracted, holding the row lock; return the row."""
+    """Flag one role of a run's problem as extracted, holding the row lock, and once both
+    roles are in move the problem to extracted; return the row.
+
+    The move goes through :mod:`shared.lifecycle`, so a problem already scored stays
+    scored when an ``ExtractRequest`` of it is delivered again (see :func:`ready_to_plan`).
+    """
     row = await lock_run_problem(session, run_id, problem_id)
     if role is Role.SOLUTION:
         row.solutions_extracted = True
     else:
         row.tests_extracted = True
+    if row.solutions_extracted and row.tests_extracted:
+        advance_problem(row, ProblemState.EXTRACTED)
     return row
+
+
+def ready_to_plan(row: RunProblem) -> bool:
+    """Whether a run problem's execution batches are to be planned (again): both roles
+    are extracted and it is not scored yet. Planning again an extracted problem is
+    idempotent and re-publishes its batches (a crash may have lost them); a scored
+    problem's batches are never re-planned."""
+    return ProblemState(row.state) is ProblemState.EXTRACTED
 
 
 async def run_solution_ids(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> list[int]:
@@ -127,7 +143,7 @@ async def run_test_count(session: AsyncSession, run_id: uuid.UUID, problem_id: i
 async def plan_batches(
     session: AsyncSession, row: RunProblem, batches: list[list[int]], tests: int
 ) -> None:
-    """Record the problem's execution batches (solution ids each) and mark it extracted."""
+    """Record the problem's execution batches (solution ids each)."""
     if batches:
         await session.execute(
             insert(ExecutionBatch)
@@ -145,4 +161,3 @@ async def plan_batches(
             )
             .on_conflict_do_nothing()
         )
-    row.state = ProblemState.EXTRACTED.value

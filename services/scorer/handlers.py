@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +14,7 @@ from services.scorer.strategies import StrategyResult
 from shared.db.models import Run
 from shared.db.queries import lock_run_problem
 from shared.enums import ProblemState
+from shared.lifecycle import advance_problem, can_move_problem
 from shared.messages import ScoreProblem
 
 log = structlog.get_logger(__name__)
@@ -51,11 +51,15 @@ class ScoreHandler:
             await self._maybe_finish(message)
 
     async def _score(self, message: ScoreProblem) -> bool:
-        """Score the problem if its matrix is complete; whether it is scored now."""
+        """Score the problem if it is extracted and its matrix complete; whether it is
+        scored now (a problem not extracted yet waits for the extractor's request)."""
         async with self.sessions.begin() as session:
             row = await lock_run_problem(session, message.run_id, message.problem_id)
-            if row.state == ProblemState.SCORED.value:
+            state = ProblemState(row.state)
+            if state is ProblemState.SCORED:
                 return True
+            if not can_move_problem(state, ProblemState.SCORED):
+                return False
             if await store.batches_pending(session, message.run_id, message.problem_id):
                 return False
             run = await session.get(Run, message.run_id)
@@ -67,8 +71,7 @@ class ScoreHandler:
             if not matrix.labelled:
                 results = without_correctness(results)
             await store.save_selections(session, message.run_id, message.problem_id, results)
-            row.state = ProblemState.SCORED.value
-            row.scored_at = datetime.now(UTC)
+            advance_problem(row, ProblemState.SCORED)
         log.info(
             "problem.scored",
             run_id=str(message.run_id),

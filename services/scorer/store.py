@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -26,6 +25,7 @@ from shared.db.models import (
 from shared.db.queries import run_solution_samples, run_test_ids
 from shared.enums import ProblemState, RunState
 from shared.errors import UnknownReferenceError
+from shared.lifecycle import advance_run, can_move_run, lock_run
 from shared.run_profile import candidate_samples, run_profile
 
 
@@ -136,9 +136,10 @@ async def save_selections(
 
 
 async def lock_unfinished_run(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
-    """The run, locked, if it is still open and every problem is scored."""
-    run = await session.scalar(select(Run).where(Run.id == run_id).with_for_update())
-    if run is None or run.state == RunState.FINISHED.value:
+    """The run, locked, if it may be finished (it is running: a failed run waits for
+    ``coderm resume``, a finished one is final) and every problem is scored."""
+    run = await lock_run(session, run_id)
+    if run is None or not can_move_run(RunState(run.state), RunState.FINISHED):
         return None
     open_problems = await session.scalar(
         select(func.count())
@@ -156,7 +157,8 @@ async def load_selections(session: AsyncSession, run_id: uuid.UUID) -> list[Sele
 async def finish_run(
     session: AsyncSession, run: Run, metrics: dict[str, tuple[float, int]]
 ) -> None:
-    """Write the run's metrics and mark it finished."""
+    """Write the run's metrics and mark it finished (a run locked by
+    :func:`lock_unfinished_run`)."""
     if metrics:
         stmt = insert(RunMetric).values(
             [
@@ -170,5 +172,4 @@ async def finish_run(
                 set_={"value": stmt.excluded.value, "problems": stmt.excluded.problems},
             )
         )
-    run.state = RunState.FINISHED.value
-    run.finished_at = datetime.now(UTC)
+    advance_run(run, RunState.FINISHED)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import uuid
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import (
     Completion,
     CompletionSolution,
     CompletionTest,
-    Run,
     RunCompletion,
     RunProblem,
 )
 from shared.enums import Role
 from shared.errors import UnknownReferenceError
+from shared.lifecycle import fail_run
 
 
 async def lock_run_problem(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> RunProblem:
@@ -70,15 +70,12 @@ def run_test_ids(run_id: uuid.UUID, problem_id: int) -> Select[int]:
 async def note_dead_letter_on_run(
     sessions: async_sessionmaker[AsyncSession], kind: str, body: bytes, reason: str
 ) -> None:
-    """Record on its run (when the body names one) that a message was dead-lettered, so
-    that ``coderm run``/``status`` can say why the run cannot finish by itself."""
+    """Fail the run a dead-lettered message names (when its body names one), with the
+    reason in ``runs.error``, so that ``coderm run``/``status`` stop and say why the run
+    cannot finish by itself; a finished run stays finished (see :mod:`shared.lifecycle`)."""
     try:
         run_id = uuid.UUID(str(json.loads(body)["run_id"]))
     except (ValueError, KeyError, TypeError):
         return
     async with sessions.begin() as session:
-        await session.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(error=f"{kind} message dead-lettered: {reason}"[:2000])
-        )
+        await fail_run(session, run_id, f"{kind} message dead-lettered: {reason}")

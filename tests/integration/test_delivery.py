@@ -8,18 +8,20 @@ import uuid
 import aio_pika
 import pytest
 
-from shared.broker import REASON_HEADER, Topology
+from shared.broker import REASON_HEADER
 from shared.enums import Role
 from shared.messages import ExecuteBatch, ExtractRequest, GenerateRequest, ScoreProblem
 from tests.stack import (
-    BROKER_URL,
     Services,
     Stack,
     cli,
     dead_letters,
     metrics,
+    publish_raw,
     query,
+    queue_depth,
     submit,
+    take_dead,
     wait_for,
     wait_run_finished,
 )
@@ -28,32 +30,9 @@ pytestmark = pytest.mark.integration
 RUN_ARGS = ("--benchmark", "humaneval", "--policy", "codegen16b", "--test-model", "codegen16b")
 
 
-async def _publish_raw(stack: Stack, kind: str, body: bytes) -> None:
-    connection = await aio_pika.connect_robust(BROKER_URL)
-    async with connection:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(Topology(stack.queue_prefix).exchange)
-        await exchange.publish(aio_pika.Message(body), routing_key=kind)
-
-
-async def _get_dead(stack: Stack, kind: str) -> aio_pika.abc.AbstractIncomingMessage:
-    connection = await aio_pika.connect_robust(BROKER_URL)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.get_queue(Topology(stack.queue_prefix).dead_queue(kind))
-        while True:
-            message = await queue.get(fail=False)
-            if message is not None:
-                await message.ack()
-                return message
-            await asyncio.sleep(0.2)
-
-
-async def _wait_dead(
-    stack: Stack, kind: str, seconds: float
-) -> aio_pika.abc.AbstractIncomingMessage:
-    async with asyncio.timeout(seconds):
-        return await _get_dead(stack, kind)
+def _wait_dead(stack: Stack, kind: str, seconds: float) -> aio_pika.abc.AbstractIncomingMessage:
+    """The next message to arrive in a dead-letter queue, taken out of it."""
+    return asyncio.run(asyncio.wait_for(take_dead(stack, kind, 1), seconds))[0]
 
 
 @pytest.mark.usefixtures("imported")
@@ -63,22 +42,22 @@ def test_malformed_or_unknown_message_is_dead_lettered_with_reason(
     """A body that fails validation, or names a run that does not exist, lands in the
     DLQ at once with why; the service keeps going."""
     body = b'{"kind": "generate", "run_id": "not-a-uuid", "problem_id": 1}'
-    asyncio.run(_publish_raw(stack, "generate", body))
-    dead = asyncio.run(_wait_dead(stack, "generate", 30))
+    asyncio.run(publish_raw(stack, "generate", body))
+    dead = _wait_dead(stack, "generate", 30)
     assert dead.body == body
     assert "invalid message" in str((dead.headers or {})[REASON_HEADER])
     unknown = GenerateRequest(run_id=uuid.uuid4(), problem_id=1, role=Role.SOLUTION, count=1)
-    asyncio.run(_publish_raw(stack, "generate", unknown.to_body()))
-    dead = asyncio.run(_wait_dead(stack, "generate", 30))
+    asyncio.run(publish_raw(stack, "generate", unknown.to_body()))
+    dead = _wait_dead(stack, "generate", 30)
     assert dead.body == unknown.to_body()
     assert "not found" in str((dead.headers or {})[REASON_HEADER])
-    asyncio.run(_publish_raw(stack, "score", b"not json at all"))
+    asyncio.run(publish_raw(stack, "score", b"not json at all"))
     wait_for(lambda: dead_letters(stack).get("score") == 1, 30, "a dead-lettered score message")
     listing = cli(stack, "dead-letters")
     assert listing.returncode == 0, listing.stderr
     assert "score" in listing.stdout and "invalid message" in listing.stdout
     assert dead_letters(stack).get("score") == 1  # listing put it back
-    asyncio.run(_wait_dead(stack, "score", 10))
+    _wait_dead(stack, "score", 10)
     assert all(code is None for code in services.exit_codes().values())
 
     run_id = submit(stack, *RUN_ARGS, "--n", "3", "--m", "5", "--problems", "2")
@@ -115,25 +94,13 @@ def test_redelivered_batch_changes_nothing(stack: Stack, services: Services) -> 
         batch_no=0,
         solution_ids=solution_ids,
     )
-    asyncio.run(_publish_raw(stack, "execute", message.to_body()))
-    asyncio.run(_publish_raw(stack, "execute", message.to_body()))
-    wait_for(lambda: _queue_empty(stack, "execute") and _queue_empty(stack, "score"), 60, "queues")
+    asyncio.run(publish_raw(stack, "execute", message.to_body()))
+    asyncio.run(publish_raw(stack, "execute", message.to_body()))
+    wait_for(
+        lambda: queue_depth(stack, "execute") == queue_depth(stack, "score") == 0, 60, "queues"
+    )
     assert query(stack, count)[0]["n"] == rows_before
     assert metrics(stack, run_id) == before
-
-
-def _queue_empty(stack: Stack, kind: str) -> bool:
-    async def depth() -> int:
-        connection = await aio_pika.connect_robust(BROKER_URL)
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(
-                Topology(stack.queue_prefix).queue(kind), passive=True
-            )
-            count = queue.declaration_result.message_count
-            return int(count or 0)
-
-    return asyncio.run(depth()) == 0
 
 
 @pytest.mark.usefixtures("imported")
@@ -243,9 +210,9 @@ def test_dead_lettered_message_marks_its_run_and_resume_finishes_it(
     bogus = ExtractRequest(
         run_id=uuid.UUID(run_id), problem_id=10**9, role=Role.SOLUTION, completion_ids=[]
     )
-    asyncio.run(_publish_raw(stack, "extract", bogus.to_body()))
+    asyncio.run(publish_raw(stack, "extract", bogus.to_body()))
     wait_for(lambda: dead_letters(stack).get("extract") == 1, 30, "the dead-lettered message")
-    asyncio.run(_wait_dead(stack, "extract", 10))
+    _wait_dead(stack, "extract", 10)
 
     status = cli(stack, "status", run_id)
     assert "extract message dead-lettered" in status.stdout
@@ -274,6 +241,6 @@ def test_redelivered_score_of_a_scored_problem_finishes_its_run(
     query(stack, "UPDATE runs SET state = 'running', finished_at = NULL WHERE id = $1", run)
     problem = query(stack, "SELECT problem_id FROM run_problems WHERE run_id = $1 LIMIT 1", run)
     message = ScoreProblem(run_id=run, problem_id=problem[0]["problem_id"])
-    asyncio.run(_publish_raw(stack, "score", message.to_body()))
+    asyncio.run(publish_raw(stack, "score", message.to_body()))
     wait_run_finished(stack, services, run_id, timeout=60)
     assert metrics(stack, run_id) == expected

@@ -16,21 +16,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aio_pika
 import httpx
 import pytest
 
-from shared.broker import REASON_HEADER, Topology
 from tests.stack import (
-    BROKER_URL,
     Services,
     Stack,
     cli,
     dead_letters,
+    dead_reason,
     metrics,
     query,
     run_state,
     submit,
+    take_dead,
     wait_for,
     wait_run_finished,
 )
@@ -294,19 +293,6 @@ def test_server_killed_mid_run_is_retried_until_it_returns(
     assert dead_letters(stack) == {}
 
 
-async def _drain_dead(stack: Stack, kind: str) -> list[str]:
-    """Take every message out of a dead-letter queue; return their reasons."""
-    reasons = []
-    connection = await aio_pika.connect_robust(BROKER_URL)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.get_queue(Topology(stack.queue_prefix).dead_queue(kind))
-        while (message := await queue.get(fail=False)) is not None:
-            reasons.append(str((message.headers or {}).get(REASON_HEADER)))
-            await message.ack()
-    return reasons
-
-
 @pytest.mark.timeout(900)
 @pytest.mark.usefixtures("imported")
 def test_refused_request_is_a_clear_error_on_the_run_and_nothing_is_lost(
@@ -326,12 +312,12 @@ def test_refused_request_is_a_clear_error_on_the_run_and_nothing_is_lost(
     error = query(stack, "SELECT error FROM runs WHERE id = $1", uuid.UUID(run_id))[0]["error"]
     assert "GenerationRefusedError" in error and "tiny-long" in error
     assert "max_tokens=600 cannot be greater than max_model_len=512" in error
-    reasons = asyncio.run(_drain_dead(stack, "generate"))
+    reasons = [dead_reason(m) for m in asyncio.run(take_dead(stack, "generate"))]
     assert len(reasons) == 2
     assert all("max_tokens=600 cannot be greater than max_model_len=512" in r for r in reasons)
     wait_for(lambda: model_completions(stack, "tiny-short") == 2 * 2, 300, "the test samples")
     assert model_completions(stack, "tiny-long") == 0
-    assert run_state(stack, run_id) == "running"
+    assert run_state(stack, run_id) == "failed"
 
     server.stop()
     server.start()
