@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from services.scorer.strategies import Candidate, codet_dual_agreement, codet_pass_at_k
+from shared.core.strategies import Candidate, codet_dual_agreement, codet_pass_at_k
 from shared.settings import ServiceSettings
 
 Rule = Callable[[int], bool]

@@ -31,8 +31,8 @@ from bench import reference_executor
 from bench.pair_set import build_pairs
 from services.cli import exec_pairs
 from services.executor.sandbox import JobResult
+from shared.core.profiles import AdaptiveLimit
 from shared.enums import Outcome
-from shared.profiles import AdaptiveLimit
 from shared.settings import ExecutorSettings, host_cores
 
 SKIPPED = "the solution alone"  # detail of pairs decided without running

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.extractor.codet_unittest import codet_sample_to_unittest
-from services.extractor.extraction import extract_chat_unittest, extract_completion_solution
-from services.extractor.extraction_ref import extract_unittest_ref
+from shared.core.codet_unittest import codet_sample_to_unittest
+from shared.core.extraction import extract_chat_unittest, extract_completion_solution
+from shared.core.extraction_ref import extract_unittest_ref
 from shared.enums import ExtractionStatus
 from shared.settings import reference_data_dir
 

@@ -43,7 +43,6 @@ from sqlalchemy import select
 
 from services.generator.engine import PromptRequest, Sampling
 from services.generator.generating import problem_text, request_seed
-from services.generator.prompts import build_prompt
 from services.generator.vllm_engine import (
     VllmOptions,
     engine_arguments,
@@ -51,6 +50,7 @@ from services.generator.vllm_engine import (
     prompt_token_ids,
 )
 from shared.broker import Topology
+from shared.core.prompts import build_prompt
 from shared.db.models import Problem
 from shared.db.session import make_engine, make_sessionmaker
 from shared.enums import CompletionFormat, Role

@@ -23,9 +23,9 @@ from services.cli.errors import UserError
 from services.cli.models import model_app
 from services.cli.shell import console, user_errors, with_sessions
 from shared.broker import connect_broker
+from shared.core.profiles import AdaptiveLimit
+from shared.core.run_profile import RunProfile, run_profile
 from shared.enums import CompletionFormat, Role, RunState
-from shared.profiles import AdaptiveLimit
-from shared.run_profile import RunProfile, run_profile
 from shared.settings import ExecutorSettings, ServiceSettings
 
 app = typer.Typer(help="Score LLM-written code with LLM-written unit tests.", no_args_is_help=True)

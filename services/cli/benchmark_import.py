@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.cli import store
 from services.cli.benchmarks import LoadedBenchmark
 from services.cli.expected import ExpectedReport, fill_expected_outputs
-from shared.oracle import GroundTruthKind
+from shared.core.oracle import GroundTruthKind
 from shared.settings import SandboxSettings
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from services.cli.importers import ImportFormatError, ProblemRecord, read_humaneval, read_jsonl
-from shared.oracle import GroundTruthKind, Oracle
-from shared.pyliteral import LiteralError, encode
+from shared.core.oracle import GroundTruthKind, Oracle
+from shared.core.pyliteral import LiteralError, encode
 
 FORMATS = ("humaneval", "humaneval+", "mbpp+", "livecodebench")
 #: CodeRM prompt set of each format (HumanEval's task ids are HumanEval+'s).

@@ -22,13 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.cli import store
 from services.cli.blocks import fmt
 from services.cli.report_data import RunData, RunInfo, load_run_data
-from services.scorer.analysis import (
+from shared.core.analysis import (
     STRATEGY_LABELS,
     ProblemRow,
     analyse_run,
     strategy_order,
 )
-from services.scorer.analysis_types import ProblemMatrix
+from shared.core.analysis_types import ProblemMatrix
 
 EPSILON = 1e-9
 RECORD_COLUMNS = (

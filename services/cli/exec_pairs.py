@@ -38,8 +38,8 @@ from services.executor.sandbox import (
     UnittestJob,
     default_parallel,
 )
+from shared.core.profiles import AdaptiveLimit
 from shared.enums import Outcome
-from shared.profiles import AdaptiveLimit
 from shared.settings import ExecutorSettings, SandboxSettings, host_cores
 
 SANDBOX_ATTEMPTS = 3

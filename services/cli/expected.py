@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.executor.expected_outputs import CanonicalRun, compute_expected
+from shared.core.oracle import Expected, GroundTruthKind, Oracle
 from shared.db.models import Benchmark, Problem
-from shared.oracle import Expected, GroundTruthKind, Oracle
 from shared.settings import SandboxSettings
 
 CHUNK = 20

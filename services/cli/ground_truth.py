@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cli.errors import UserError
-from shared.db.models import Benchmark, Problem
-from shared.oracle import (
+from shared.core.oracle import (
     GroundTruthKind,
     RunGroundTruth,
     outputs_profile,
     unlabelled_profile,
 )
-from shared.profiles import ExecLimits
+from shared.core.profiles import ExecLimits
+from shared.db.models import Benchmark, Problem
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.extractor.codet_unittest import codet_sample_to_unittest
+from shared.core.codet_unittest import codet_sample_to_unittest
 from shared.enums import CompletionFormat, Role
 
 
@@ -22,8 +22,8 @@ class ImportFormatError(ValueError):
 class ProblemRecord:
     """One benchmark problem as imported.
 
-    ``ground_truth`` is how its solutions are labelled (``shared.oracle.GroundTruthKind``),
-    ``oracle`` the evalplus inputs (``shared.oracle.Oracle`` as JSON) for ``outputs``;
+    ``ground_truth`` is how its solutions are labelled (``shared.core.oracle.GroundTruthKind``),
+    ``oracle`` the evalplus inputs (``shared.core.oracle.Oracle`` as JSON) for ``outputs``;
     ``solution_messages`` / ``test_messages`` CodeRM's chat prompts, when imported.
     """
 
@@ -140,7 +140,7 @@ def as_unittest_tests(
     """CodeT test samples rewritten as CodeRM-style chat test completions.
 
     Each sample that yields an assert becomes one fenced ``unittest`` class
-    (:func:`~services.extractor.codet_unittest.codet_sample_to_unittest`); one that
+    (:func:`~shared.core.codet_unittest.codet_sample_to_unittest`); one that
     yields none is kept as it is, so the chat extraction records it as giving no code
     block (a sample holding a code fence is kept as empty text, for the same reason).
     Sample positions are unchanged. ``entry_points`` maps task id -> entry point.

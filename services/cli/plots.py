@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from services.scorer.analysis import STRATEGY_LABELS, RunAnalysis
-from services.scorer.analysis_types import ALL_PROBLEMS
+from shared.core.analysis import STRATEGY_LABELS, RunAnalysis
+from shared.core.analysis_types import ALL_PROBLEMS
 
 REFERENCE_STYLE = {"vanilla": ":", "oracle": "--"}
 

@@ -33,7 +33,7 @@ from services.cli.blocks import (
     to_terminal,
 )
 from services.cli.report_data import RunData, RunInfo, load_run_data
-from services.scorer.analysis import (
+from shared.core.analysis import (
     STRATEGY_LABELS,
     Mismatch,
     QualityRow,
@@ -44,9 +44,9 @@ from services.scorer.analysis import (
     check_stored,
     strategy_order,
 )
-from services.scorer.analysis_types import ALL_PROBLEMS
-from services.scorer.coderm_reference import ID_SLOTS, ReferenceFigure
-from services.scorer.coderm_reference import ReferenceParams as ReferenceParams  # for app.py
+from shared.core.analysis_types import ALL_PROBLEMS
+from shared.core.coderm_reference import ID_SLOTS, ReferenceFigure
+from shared.core.coderm_reference import ReferenceParams as ReferenceParams  # for app.py
 
 DEFAULT_REFERENCE = ReferenceParams()
 """CodeRM's defaults: sol_num 100, ut_num 100, sample_num 100; seed 0."""
@@ -142,7 +142,7 @@ def _run_lines(report: Report) -> list[Block]:
     return [Para(line) for line in lines + report.analysis.notes]
 
 
-#: What each run profile means for the figures (shared.run_profile).
+#: What each run profile means for the figures (shared.core.run_profile).
 PROFILE_NOTES = {
     "strict": "every solution sample counts, one without code as incorrect; evalplus "
     "labels need the base and the plus inputs",

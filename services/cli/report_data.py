@@ -18,8 +18,10 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from services.scorer.analysis_types import ProblemMatrix
-from services.scorer.strategies import Candidate
+from shared.core.analysis_types import ProblemMatrix
+from shared.core.oracle import GroundTruthKind
+from shared.core.run_profile import RunProfile, candidate_samples, run_profile
+from shared.core.strategies import Candidate
 from shared.db.models import (
     Benchmark,
     Completion,
@@ -35,8 +37,6 @@ from shared.db.models import (
     RunProblem,
 )
 from shared.enums import ProblemState, Role
-from shared.oracle import GroundTruthKind
-from shared.run_profile import RunProfile, candidate_samples, run_profile
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class RunInfo:
     exec_profile: str
     ground_truth_profile: str
     profile: str = RunProfile.STRICT.value
-    """Whose semantics the run follows (:mod:`shared.run_profile`)."""
+    """Whose semantics the run follows (:mod:`shared.core.run_profile`)."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from sqlalchemy.orm import aliased
 from services.cli.errors import UserError
 from services.cli.ground_truth import resolve_ground_truth
 from services.cli.importers import CompletionRecord, ProblemRecord
+from shared.core.profiles import AdaptiveLimit, ExecLimits
+from shared.core.run_profile import RunProfile, check_test_format, run_profile
+from shared.core.sampling import RunGeneration, SamplingSettings
 from shared.db.models import (
     IMPORTED_GENERATION,
     Benchmark,
@@ -29,9 +32,6 @@ from shared.db.models import (
 from shared.enums import CompletionFormat, ModelRole, ProblemState, Role, RunState, TestStyle
 from shared.lifecycle import resume_run
 from shared.messages import ExecuteBatch, GenerateRequest, Message, ScoreProblem
-from shared.profiles import AdaptiveLimit, ExecLimits
-from shared.run_profile import RunProfile, check_test_format, run_profile
-from shared.sampling import RunGeneration, SamplingSettings
 
 
 async def upsert_benchmark(
@@ -172,9 +172,9 @@ class RunRequest:
     ground_truth: str | None = None
     """Benchmark whose problems (same task ids) label the solutions; default: ``benchmark``."""
     adaptive: bool = False
-    """Unittest runs: the adaptive per-test limit (:class:`~shared.profiles.AdaptiveLimit`)."""
+    """Unittest runs: the adaptive per-test limit (:class:`~shared.core.profiles.AdaptiveLimit`)."""
     profile: RunProfile = RunProfile.STRICT
-    """Whose semantics the run follows (:mod:`shared.run_profile`)."""
+    """Whose semantics the run follows (:mod:`shared.core.run_profile`)."""
 
 
 def _generation(request: RunRequest, policy: Model, test_model: Model) -> RunGeneration:

@@ -12,7 +12,7 @@ is deep-copied and passed as ``fn(*input)``, its wall time measured around the c
 alone; for ``output_not_none`` tasks the output becomes ``output is not None``.
 ``collections``' dict types become plain dicts (Mbpp/88 returns a ``Counter``; a solution's
 dict compares the same against either). The outputs must then be plain data (see
-``shared/pyliteral.py``) and are returned as the ``repr`` of their list, where an output
+``shared/core/pyliteral.py``) and are returned as the ``repr`` of their list, where an output
 larger than ``LITERAL_CHARS`` whose input is decided by ``out == exp`` alone is ``None``
 and its :func:`digest` is given instead.
 Output: one JSON line a problem, ``{"task_id", "base", "plus", "base_ms", "plus_ms",

@@ -4,7 +4,7 @@ The container has exactly the executor's isolation (:meth:`DockerSandbox.contain
 no network, read-only root, memory/pids/CPU limits, no capabilities, unprivileged user);
 only its command differs: a bootstrap that executes
 :mod:`services.executor.evalplus_expected`, sent with the problems over stdin. Outputs
-come back as ``repr`` text and are accepted only if :func:`shared.pyliteral.decode`
+come back as ``repr`` text and are accepted only if :func:`shared.core.pyliteral.decode`
 reads them back with the right count.
 """
 
@@ -25,8 +25,8 @@ import aiodocker
 
 from services.executor.json_lines import read_json_lines
 from services.executor.sandbox import DockerSandbox
-from shared.oracle import Expected, Oracle
-from shared.pyliteral import LiteralError, decode
+from shared.core.oracle import Expected, Oracle
+from shared.core.pyliteral import LiteralError, decode
 from shared.settings import SandboxSettings
 
 _HERE = Path(__file__).parent

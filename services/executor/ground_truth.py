@@ -1,6 +1,6 @@
 """Ground-truth jobs (a solution labelled correct or not) and the label rows they make.
 
-Two kinds of labels (``shared/oracle.py``):
+Two kinds of labels (``shared/core/oracle.py``):
 
 * ``tests`` (HumanEval): an ``AssertJob`` whose setup is the solution and whose one
   check is the benchmark's ``test`` code and ``check(entry_point)`` (key ``g:<id>``);
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.executor.sandbox import AssertCheck, AssertJob, JobResult
+from shared.core.oracle import Oracle, check_budget, input_limits
+from shared.core.profiles import ExecLimits
 from shared.enums import Outcome
-from shared.oracle import Oracle, check_budget, input_limits
-from shared.profiles import ExecLimits
 
 CHECK_SOURCE = Path(__file__).with_name("evalplus_check.py").read_text(encoding="utf-8")
 #: Seconds the runner's own limit of an outputs check adds to the check's budget, so that

@@ -14,9 +14,9 @@ from services.executor.code_cache import UnitTestCache
 from services.executor.jobs import Job, plan_jobs, result_rows
 from services.executor.sandbox import DockerSandbox, JobResult, SandboxError
 from shared.broker import Broker
+from shared.core.profiles import ExecLimits
 from shared.enums import Outcome
 from shared.messages import ExecuteBatch, ScoreProblem
-from shared.profiles import ExecLimits
 
 log = structlog.get_logger(__name__)
 

@@ -14,8 +14,8 @@ from services.executor.ground_truth import ground_truth_program as ground_truth_
 from services.executor.ground_truth import label_key as label_key
 from services.executor.sandbox import AssertCheck, AssertJob, JobResult, UnittestJob, pair_job
 from services.executor.store import CodeItem
+from shared.core.profiles import ExecLimits
 from shared.enums import Outcome, TestStyle
-from shared.profiles import ExecLimits
 
 Job = UnittestJob | AssertJob
 

@@ -26,8 +26,8 @@ import aiodocker
 from aiodocker.containers import DockerContainer
 
 from services.executor.json_lines import read_json_lines
+from shared.core.profiles import SANDBOX_VERSION, AdaptiveLimit
 from shared.enums import Outcome
-from shared.profiles import SANDBOX_VERSION, AdaptiveLimit
 from shared.settings import SandboxSettings
 
 LABEL = "coderm.sandbox"

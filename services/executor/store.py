@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.executor.code_cache import UnitTestCache, cache_key
 from services.executor.ground_truth import GroundTruthSource, ground_truth_program, outputs_label
+from shared.core.oracle import GroundTruthKind, Oracle
 from shared.db.ground_truth import ground_truth_problem
 from shared.db.models import (
     Execution,
@@ -25,7 +26,6 @@ from shared.db.models import (
 )
 from shared.db.queries import run_test_ids
 from shared.errors import UnknownReferenceError
-from shared.oracle import GroundTruthKind, Oracle
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.extractor import store
-from services.extractor.batching import solutions_per_batch, split_batches
-from services.extractor.extraction import (
+from shared.broker import Broker
+from shared.core.batching import solutions_per_batch, split_batches
+from shared.core.extraction import (
     EXTRACTION_VERSION,
     Extracted,
     content_hash,
@@ -20,12 +21,11 @@ from services.extractor.extraction import (
     extract_completion_asserts,
     extract_completion_solution,
 )
-from services.extractor.extraction_ref import (
+from shared.core.extraction_ref import (
     extract_solution_ref,
     extract_unittest_ref,
     extract_verbatim,
 )
-from shared.broker import Broker
 from shared.db.models import Completion, Problem, RunProblem, Solution, UnitTest
 from shared.enums import CompletionFormat, ExtractionStatus, Role, TestStyle
 from shared.errors import UnknownReferenceError
@@ -38,7 +38,7 @@ def extract(completion: Completion, problem: Problem) -> tuple[Extracted, TestSt
     """Extract one completion by its role and format; the test style for tests.
 
     ``code`` texts are taken verbatim and ``chat-ref`` answers extracted by CodeRM's
-    own rules (:mod:`services.extractor.extraction_ref`); tests of both are unittest
+    own rules (:mod:`shared.core.extraction_ref`); tests of both are unittest
     classes.
     """
     fmt = CompletionFormat(completion.format)

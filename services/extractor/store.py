@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.extractor.extraction import EXTRACTION_VERSION, content_hash
+from shared.core.extraction import EXTRACTION_VERSION, content_hash
 from shared.db.models import (
     Completion,
     CompletionSolution,

@@ -14,9 +14,9 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.core.sampling import RunGeneration
 from shared.db.models import IMPORTED_GENERATION, Completion, Model, Problem
 from shared.enums import Role
-from shared.sampling import RunGeneration
 
 
 @dataclass(frozen=True)

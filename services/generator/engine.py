@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from shared.core.prompts import ChatMessage
 from shared.enums import CompletionFormat
 
 
@@ -28,14 +29,6 @@ class Sampling:
     n: int = 1
     seed: int | None = None
     stop: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """One chat turn."""
-
-    role: str
-    content: str
 
 
 @dataclass(frozen=True)

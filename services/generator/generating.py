@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.generator.backends import Work
 from services.generator.engine import EngineError, Generated, PromptRequest, Sampling
 from services.generator.pool import EnginePool
-from services.generator.prompts import ProblemText, Prompt, build_prompt, messages_from_json
+from shared.core.prompts import ProblemText, Prompt, build_prompt, messages_from_json
+from shared.core.sampling import SamplingSettings
 from shared.db.models import Completion, Problem
 from shared.enums import CompletionFormat, Role
 from shared.errors import PermanentError
-from shared.sampling import SamplingSettings
 
 log = structlog.get_logger(__name__)
 

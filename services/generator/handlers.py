@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.generator.backends import Backend, Work
 from shared.broker import Broker
+from shared.core.sampling import RunGeneration
 from shared.db.models import Model, Problem, Run, RunCompletion
 from shared.enums import Role
 from shared.errors import UnknownReferenceError
 from shared.messages import ExtractRequest, GenerateRequest
-from shared.sampling import RunGeneration
 
 log = structlog.get_logger(__name__)
 

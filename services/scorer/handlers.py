@@ -9,8 +9,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scorer import store
-from services.scorer.scoring import ProblemScore, run_metrics, score_problem
-from services.scorer.strategies import StrategyResult
+from shared.core.scoring import ProblemScore, run_metrics, score_problem
+from shared.core.strategies import StrategyResult
 from shared.db.models import Run
 from shared.db.queries import lock_run_problem
 from shared.enums import ProblemState

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scorer.strategies import Candidate, StrategyResult
+from shared.core.run_profile import candidate_samples, run_profile
+from shared.core.strategies import Candidate, StrategyResult
 from shared.db.ground_truth import ground_truth_problem
 from shared.db.models import (
     Execution,
@@ -26,7 +27,6 @@ from shared.db.queries import run_solution_samples, run_test_ids
 from shared.enums import ProblemState, RunState
 from shared.errors import UnknownReferenceError
 from shared.lifecycle import advance_run, can_move_run, lock_run
-from shared.run_profile import candidate_samples, run_profile
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matri
 
     A problem without ground truth (no hidden tests) waits for no labels: its candidates
     are all ``correct=False``, ``labelled`` is False, and no correctness figure may be
-    reported for it. The run's profile (:mod:`shared.run_profile`) decides which samples
+    reported for it. The run's profile (:mod:`shared.core.run_profile`) decides which samples
     are candidates and which stored verdict labels them.
     """
     problem = await session.get(Problem, problem_id)

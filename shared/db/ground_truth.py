@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.oracle import GroundTruthKind, run_ground_truth
 from shared.db.models import Problem, Run
 from shared.errors import UnknownReferenceError
-from shared.oracle import GroundTruthKind, run_ground_truth
 
 
 async def ground_truth_problem(session: AsyncSession, run: Run, problem: Problem) -> Problem | None:

@@ -27,8 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.core.oracle import GroundTruthKind
 from shared.enums import CompletionFormat, ModelRole, ProblemState, RunState
-from shared.oracle import GroundTruthKind
 
 
 class Base(DeclarativeBase):
@@ -68,8 +68,8 @@ class Problem(Base):
     )
     """How solutions are labelled: ``tests``, ``outputs`` (evalplus) or ``none``."""
     oracle: Mapped[dict[str, Any] | None] = mapped_column(JSONB, deferred=True)
-    """evalplus inputs and the canonical solution's expected outputs (``shared.oracle.Oracle``),
-    loaded only on request (it can be megabytes)."""
+    """evalplus inputs and the canonical solution's expected outputs
+    (``shared.core.oracle.Oracle``), loaded only on request (it can be megabytes)."""
     solution_messages: Mapped[list[Any] | None] = mapped_column(JSONB)
     """CodeRM's chat prompt for a solution (``[{role, content}]``), when imported."""
     test_messages: Mapped[list[Any] | None] = mapped_column(JSONB)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from services.extractor.codet_unittest import codet_sample_to_unittest
-from services.extractor.extraction import (
+from shared.core.codet_unittest import codet_sample_to_unittest
+from shared.core.extraction import (
     extract_chat_unittest,
     extract_completion_solution,
     pair_code,

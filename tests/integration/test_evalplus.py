@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from services.executor.evalplus_check import outputs_match
-from shared.oracle import Oracle, outputs_profile
-from shared.pyliteral import decode
+from shared.core.oracle import Oracle, outputs_profile
+from shared.core.pyliteral import decode
 from tests.stack import ROOT, Services, Stack, cli, query, submit, wait_run_finished
 from tests.unit.test_benchmarks import origin_literal
 

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from services.extractor.extraction import extract_completion_solution
+from shared.core.extraction import extract_completion_solution
 from tests.stack import ROOT, Services, Stack, cli, metrics, query, submit, wait_run_finished
 
 pytestmark = pytest.mark.integration

@@ -24,13 +24,13 @@ import pytest
 from tokenizers import Tokenizer
 
 from services.generator.engine import (
-    ChatMessage,
     EngineError,
     Generated,
     PromptRequest,
     Sampling,
 )
 from services.generator.vllm_engine import VllmEngine, VllmOptions
+from shared.core.prompts import ChatMessage
 from shared.enums import CompletionFormat
 from tests.stack import (
     Services,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from services.scorer.allocation import (
+from shared.core.allocation import (
     allocation_curve,
     equal_allocation,
     greedy_allocation,
     marginal_gain,
 )
-from services.scorer.analysis_types import ProblemMatrix
-from services.scorer.strategies import Candidate
+from shared.core.analysis_types import ProblemMatrix
+from shared.core.strategies import Candidate
 
 
 def c(sid: int | None, passed: tuple[int, ...] = (), correct: bool = False) -> Candidate:

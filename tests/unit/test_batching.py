@@ -1,10 +1,10 @@
-"""Tests of services/extractor/batching.py (execution batch sizes)."""
+"""Tests of shared/core/batching.py (execution batch sizes)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.extractor.batching import solutions_per_batch, split_batches
+from shared.core.batching import solutions_per_batch, split_batches
 
 
 @pytest.mark.parametrize(

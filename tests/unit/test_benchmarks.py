@@ -19,8 +19,8 @@ from services.cli.benchmarks import (
     with_prompts,
 )
 from services.cli.importers import ImportFormatError
-from shared.oracle import GroundTruthKind, Oracle
-from shared.pyliteral import decode
+from shared.core.oracle import GroundTruthKind, Oracle
+from shared.core.pyliteral import decode
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EVALPLUS = DATA / "evalplus"

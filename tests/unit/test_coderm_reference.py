@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from services.scorer.analysis_types import ProblemMatrix
-from services.scorer.coderm_reference import (
+from shared.core.analysis_types import ProblemMatrix
+from shared.core.coderm_reference import (
     ReferenceParams,
     calc_best_of_n,
     exact_vote,
@@ -30,7 +30,7 @@ from services.scorer.coderm_reference import (
     reference_slots,
     ut_index,
 )
-from services.scorer.strategies import Candidate, coderm_majority_vote
+from shared.core.strategies import Candidate, coderm_majority_vote
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "coderm-reference"
 

@@ -1,4 +1,4 @@
-"""Tests of services/extractor/codet_unittest.py (CodeT samples as CodeRM-style tests)."""
+"""Tests of shared/core/codet_unittest.py (CodeT samples as CodeRM-style tests)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from services.cli.importers import CompletionRecord, as_unittest_tests
-from services.extractor.codet_unittest import codet_sample_to_unittest, unittest_class_name
-from services.extractor.extraction import content_hash, extract_chat_unittest, pair_code
+from shared.core.codet_unittest import codet_sample_to_unittest, unittest_class_name
+from shared.core.extraction import content_hash, extract_chat_unittest, pair_code
 from shared.enums import ExtractionStatus
 from shared.settings import reference_data_dir
 

@@ -17,11 +17,11 @@ from services.cli.importers import (
     read_task_completions,
 )
 from shared.broker import Topology, kind_of
+from shared.core.oracle import outputs_profile
+from shared.core.profiles import AdaptiveLimit, ExecLimits
 from shared.enums import Role
 from shared.enums import TestStyle as Style
 from shared.messages import ExecuteBatch, GenerateRequest
-from shared.oracle import outputs_profile
-from shared.profiles import AdaptiveLimit, ExecLimits
 
 RUN = uuid.UUID("12345678-1234-5678-1234-567812345678")
 

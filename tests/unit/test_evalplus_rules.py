@@ -13,10 +13,10 @@ from services.executor.evalplus_expected import _shipped
 from services.executor.expected_outputs import CanonicalRun, ExpectedOutputsError, parse_results
 from services.executor.ground_truth import label_rows, outputs_label
 from services.executor.sandbox import JobResult
+from shared.core.oracle import Expected, Oracle, check_budget, input_limits, outputs_profile
+from shared.core.profiles import SANDBOX_VERSION
+from shared.core.pyliteral import LiteralError, decode, encode
 from shared.enums import Outcome
-from shared.oracle import Expected, Oracle, check_budget, input_limits, outputs_profile
-from shared.profiles import SANDBOX_VERSION
-from shared.pyliteral import LiteralError, decode, encode
 
 INF, NAN = math.inf, math.nan
 

@@ -1,4 +1,4 @@
-"""Table-driven tests of services/extractor/extraction.py (CodeRM and CodeT extraction)."""
+"""Table-driven tests of shared/core/extraction.py (CodeRM and CodeT extraction)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.extractor.extraction import (
+from shared.core.extraction import (
     CODET_STOP_STRINGS,
     Extracted,
     content_hash,

@@ -1,4 +1,4 @@
-"""Differential tests of services/extractor/extraction_ref.py (CodeRM's own extraction).
+"""Differential tests of shared/core/extraction_ref.py (CodeRM's own extraction).
 
 Every expected string below was worked out by hand from the behaviour of CodeRM's
 ``preprocess/extract_solution.py`` and ``preprocess/extract_unit_test.py``: where a
@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from services.extractor.extraction import Extracted
-from services.extractor.extraction_ref import (
+from services.extractor.handlers import extract
+from shared.core.extraction import Extracted
+from shared.core.extraction_ref import (
     class_names_ref,
     code_blocks_ref,
     extract_solution_ref,
@@ -26,7 +27,6 @@ from services.extractor.extraction_ref import (
     remove_func_ref,
     wrap_unittest_ref,
 )
-from services.extractor.handlers import extract
 from shared.db.models import Completion, Problem
 from shared.enums import CompletionFormat, Role
 from shared.enums import ExtractionStatus as S

@@ -20,10 +20,10 @@ from services.generator.generating import (
     request_seed,
 )
 from services.generator.pool import EnginePool, engine_key
-from services.generator.prompts import Prompt
+from shared.core.prompts import Prompt
+from shared.core.sampling import RunGeneration, SamplingSettings
 from shared.db.models import Model, Problem
 from shared.enums import CompletionFormat, Role
-from shared.sampling import RunGeneration, SamplingSettings
 
 PROMPT = Prompt(CompletionFormat.COMPLETION, text="def f():\n")
 

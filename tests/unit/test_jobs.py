@@ -21,9 +21,9 @@ from services.executor.sandbox import (
     worst_case_seconds,
 )
 from services.executor.store import CodeItem
+from shared.core.profiles import ExecLimits
 from shared.enums import Outcome
 from shared.enums import TestStyle as Style
-from shared.profiles import ExecLimits
 
 SOLUTIONS = [CodeItem(1, "def f(): return 1"), CodeItem(2, "def f(): return 2")]
 TESTS = [CodeItem(10, "assert f() == 1"), CodeItem(11, "assert f() == 2")]

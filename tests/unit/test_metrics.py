@@ -6,9 +6,9 @@ from dataclasses import astuple
 
 import pytest
 
-from services.scorer.analysis_types import ProblemMatrix
-from services.scorer.metrics import Confusion, Quality, quality_of, unit_test_quality
-from services.scorer.strategies import Candidate
+from shared.core.analysis_types import ProblemMatrix
+from shared.core.metrics import Confusion, Quality, quality_of, unit_test_quality
+from shared.core.strategies import Candidate
 
 
 def c(sid: int | None, passed: tuple[int, ...] = (), correct: bool = False) -> Candidate:

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from services.generator.engine import (
-    ChatMessage,
     EngineError,
     Generated,
     PromptRequest,
@@ -32,6 +31,7 @@ from services.generator.openai_engine import (
     request_body,
     retry_after_seconds,
 )
+from shared.core.prompts import ChatMessage
 from shared.enums import CompletionFormat
 from shared.settings import OpenAISettings
 

@@ -1,4 +1,4 @@
-"""Prompts (services/generator/prompts.py) against CodeRM's and CodeT's published prompts."""
+"""Prompts (shared/core/prompts.py) against CodeRM's and CodeT's published prompts."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.extractor.extraction import CODET_STOP_STRINGS
-from services.generator.engine import ChatMessage
-from services.generator.prompts import (
+from shared.core.extraction import CODET_STOP_STRINGS
+from shared.core.prompts import (
+    ChatMessage,
     ProblemText,
     Prompt,
     build_prompt,

@@ -13,10 +13,10 @@ import pytest
 from services.cli.blocks import Table, to_markdown
 from services.cli.report import Report, document, make_report, to_json, write_report
 from services.cli.report_data import RunData, RunInfo
-from services.scorer.analysis import RunAnalysis, analyse_run, check_stored
-from services.scorer.analysis_types import ProblemMatrix
-from services.scorer.coderm_reference import ReferenceParams
-from services.scorer.strategies import Candidate
+from shared.core.analysis import RunAnalysis, analyse_run, check_stored
+from shared.core.analysis_types import ProblemMatrix
+from shared.core.coderm_reference import ReferenceParams
+from shared.core.strategies import Candidate
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -26,8 +26,8 @@ from services.executor.sandbox import (
     pair_job,
     parse_output,
 )
+from shared.core.profiles import AdaptiveLimit
 from shared.enums import Outcome
-from shared.profiles import AdaptiveLimit
 
 RUNNER = Path(__file__).resolve().parents[2] / "sandbox" / "runner.py"
 

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from services.scorer import scaling
-from services.scorer.analysis_types import ALL_PROBLEMS, CurvePoint, ProblemMatrix
-from services.scorer.bitmatrix import STRATEGIES, BitMatrix, consensus_share, score_draw
-from services.scorer.scaling import difficulty_bucket, solutions_curve
-from services.scorer.strategies import (
+from shared.core import scaling
+from shared.core.analysis_types import ALL_PROBLEMS, CurvePoint, ProblemMatrix
+from shared.core.bitmatrix import STRATEGIES, BitMatrix, consensus_share, score_draw
+from shared.core.scaling import difficulty_bucket, solutions_curve
+from shared.core.strategies import (
     Candidate,
     coderm_majority_bootstrap,
     coderm_majority_vote,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.scorer.scoring import ProblemScore, run_metrics, score_problem
-from services.scorer.strategies import Candidate
+from shared.core.scoring import ProblemScore, run_metrics, score_problem
+from shared.core.strategies import Candidate
 
 
 def _c(sid: int | None, passed: set[int], correct: bool) -> Candidate:

@@ -9,7 +9,7 @@ from dataclasses import astuple
 
 import pytest
 
-from services.scorer.metrics import (
+from shared.core.metrics import (
     Confusion,
     Quality,
     confusion_individual,
@@ -21,7 +21,7 @@ from services.scorer.metrics import (
     quality_micro,
     random_pass_at_k,
 )
-from services.scorer.strategies import (
+from shared.core.strategies import (
     Candidate,
     choose_counts,
     coderm_majority_bootstrap,

@@ -11,7 +11,7 @@ files can be re-scored here and give the very strings CodeRM's scripts give:
   a ``sol_*.jsonl`` file, a wrapped test of a ``ut_*.jsonl`` file), taken as it is.
 * :func:`pair_code_ref`: the module CodeRM's evaluation runs for one pair.
 
-How this differs from our default :func:`~services.extractor.extraction.extract_chat_unittest`
+How this differs from our default :func:`~shared.core.extraction.extract_chat_unittest`
 (which follows the same rules but repairs their accidents):
 
 1. **Text slicing, not the AST.** The kept part starts at the first ``"\\nclass"`` in
@@ -52,7 +52,7 @@ import ast
 import re
 import warnings
 
-from services.extractor.extraction import Extracted
+from shared.core.extraction import Extracted
 from shared.enums import ExtractionStatus
 
 _PYTHON_FENCE = re.compile(r"```python\n(.*?)\n```", re.DOTALL)

@@ -7,8 +7,8 @@ difficulty decile), test-budget allocation curves, and one row per problem. Ever
 field is plain data (numbers, strings, lists, dicts), so :func:`as_dict` is JSON.
 
 Figures follow the scorer exactly: the strategy table is
-:func:`~services.scorer.scoring.run_metrics` of
-:func:`~services.scorer.scoring.score_problem` on each matrix, so for a run scored by
+:func:`~shared.core.scoring.run_metrics` of
+:func:`~shared.core.scoring.score_problem` on each matrix, so for a run scored by
 the current code it equals the stored ``run_metrics``.
 """
 
@@ -20,12 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from services.scorer import allocation, scaling
-from services.scorer.analysis_types import AllocationPoint, CurvePoint, ProblemMatrix
-from services.scorer.coderm_reference import ReferenceFigure, ReferenceParams, reference_figure
-from services.scorer.metrics import Quality, QualityReport, unit_test_quality
-from services.scorer.scoring import ProblemScore, run_metrics, score_problem
-from services.scorer.strategies import StrategyResult
+from shared.core import allocation, scaling
+from shared.core.analysis_types import AllocationPoint, CurvePoint, ProblemMatrix
+from shared.core.coderm_reference import ReferenceFigure, ReferenceParams, reference_figure
+from shared.core.metrics import Quality, QualityReport, unit_test_quality
+from shared.core.scoring import ProblemScore, run_metrics, score_problem
+from shared.core.strategies import StrategyResult
 
 STRATEGY_LABELS = {
     "vanilla": "random pick (vanilla)",
@@ -121,10 +121,10 @@ class RunAnalysis:
     ``"unavailable"``; correctness figures cover the labelled problems only.
     ``base_strategies``: the strategy table under base-input verdicts only, when the
     benchmark has them (evalplus), else ``None``. Curve and allocation points are
-    :class:`~services.scorer.analysis_types.CurvePoint` /
-    :class:`~services.scorer.analysis_types.AllocationPoint` as dicts.
+    :class:`~shared.core.analysis_types.CurvePoint` /
+    :class:`~shared.core.analysis_types.AllocationPoint` as dicts.
     ``coderm_reference``: CodeRM's majority-voting figure as ``calculate_result.py``
-    computes it (:mod:`services.scorer.coderm_reference`), when requested.
+    computes it (:mod:`shared.core.coderm_reference`), when requested.
     """
 
     problems: int
@@ -272,11 +272,11 @@ def analyse_run(
     the same problems (``base_problems``) and problems without ground truth.
 
     Scaling curves draw ``curve_draws`` test subsets a size from ``seed``
-    (:func:`~services.scorer.scaling.tests_curve`, slots over test samples) and use the
-    first n solution samples (:func:`~services.scorer.scaling.solutions_curve`,
+    (:func:`~shared.core.scaling.tests_curve`, slots over test samples) and use the
+    first n solution samples (:func:`~shared.core.scaling.solutions_curve`,
     CodeRM's prefix); ``curves=False`` skips them and the allocation curve (e.g. for
     comparisons). With ``reference``, CodeRM's ``calculate_result.py`` figure over the
-    labelled problems (:func:`~services.scorer.coderm_reference.reference_figure`).
+    labelled problems (:func:`~shared.core.coderm_reference.reference_figure`).
     """
     notes: list[str] = []
     state = _ground_truth(len(problems), len(unlabelled))

@@ -2,9 +2,9 @@
 tests m or of solutions n grows, overall and per difficulty decile (pure, no I/O).
 
 Nothing is re-executed: a draw of tests or solutions is applied to the stored
-pass/fail matrix. Strategies are the ones of :mod:`services.scorer.strategies`
+pass/fail matrix. Strategies are the ones of :mod:`shared.core.strategies`
 (``coderm_majority``, ``codet``, ``first_max``, ``mbr_exec``; ``vanilla`` and
-``oracle`` as references), computed on bitmasks (:mod:`services.scorer.bitmatrix`).
+``oracle`` as references), computed on bitmasks (:mod:`shared.core.bitmatrix`).
 
 Each (problem, axis, size) has its own ``random.Random(f"{seed}:{axis}:{problem_id}:{size}")``,
 so a point does not depend on which other problems or sizes are computed, and a
@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Literal
 
-from services.scorer.analysis_types import (
+from shared.core.analysis_types import (
     ALL_PROBLEMS,
     CurvePoint,
     DifficultyBucket,
@@ -28,7 +28,7 @@ from services.scorer.analysis_types import (
     SolutionDrawMode,
     TestDrawMode,
 )
-from services.scorer.bitmatrix import STRATEGIES, BitMatrix, Draw, Scores, score_draw
+from shared.core.bitmatrix import STRATEGIES, BitMatrix, Draw, Scores, score_draw
 
 TEST_SIZES = (1, 2, 5, 10, 20, 50, 100)
 SOLUTION_SIZES = (1, 2, 5, 10, 20, 50, 100)
@@ -123,7 +123,7 @@ def tests_curve(
 ) -> list[CurvePoint]:
     """Best-of-N accuracy of each strategy as the number of tests m grows.
 
-    Each problem has S test slots (:data:`~services.scorer.analysis_types.TestDrawMode`:
+    Each problem has S test slots (:data:`~shared.core.analysis_types.TestDrawMode`:
     ``"samples"`` one slot per test occurrence plus empty completions, ``"coderm"``
     one per unique test plus empty ones up to ``test_samples``). For each m, each of
     ``samples`` draws takes ``min(m, S)`` slots without replacement; a test counts for

@@ -4,7 +4,7 @@ A problem's input is the list of its solution *samples* in sample order
 (:class:`Candidate`); samples whose code is identical share one ``solution_id`` and
 so appear several times. Every strategy returns the expected correctness of its pick
 (its pass@1 on the problem) in a :class:`StrategyResult`; the run's figure is the mean
-over problems (see :mod:`services.scorer.metrics`).
+over problems (see :mod:`shared.core.metrics`).
 
 Sources followed (read from the released code, re-implemented here):
 

@@ -59,8 +59,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.scorer.analysis_types import ProblemMatrix
-from services.scorer.strategies import Candidate, coderm_majority_vote
+from shared.core.analysis_types import ProblemMatrix
+from shared.core.strategies import Candidate, coderm_majority_vote
 
 ID_SLOTS = 100
 """Length of the reference's ``sol_ids`` and ``ut_ids`` lists."""
@@ -183,7 +183,7 @@ def calc_best_of_n(
 
 def exact_vote(problems: Sequence[ProblemMatrix], sol_num: int = ID_SLOTS) -> float:
     """Mean over problems (in order, left-to-right sum) of
-    :func:`~services.scorer.strategies.coderm_majority_vote` on
+    :func:`~shared.core.strategies.coderm_majority_vote` on
     :func:`reference_slots` (the first ``sol_num`` code-bearing samples, padded): the
     vote over every test, unrounded. When every problem has at most 100 unique tests,
     ``calc_best_of_n`` with ``ut_num = 100`` draws every test in every repetition and

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.profiles import SANDBOX_VERSION
+from shared.core.profiles import SANDBOX_VERSION
 
 #: Version of the output-comparison rules (``services/executor/evalplus_check.py``): bump
 #: it when a verdict could change, and labels of the old rules stop being reused.

@@ -2,8 +2,8 @@
 
 A report module loads each problem's stored matrix into a :class:`ProblemMatrix` and
 hands the run's tuple of them to the pure functions of
-:mod:`services.scorer.strategies`, :mod:`services.scorer.metrics`,
-:mod:`services.scorer.scaling` and :mod:`services.scorer.allocation`, which return the
+:mod:`shared.core.strategies`, :mod:`shared.core.metrics`,
+:mod:`shared.core.scaling` and :mod:`shared.core.allocation`, which return the
 dataclasses below, ready to render.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from services.scorer.strategies import Candidate
+from shared.core.strategies import Candidate
 
 TestDrawMode = Literal["coderm", "samples"]
 """How a draw of m test *samples* maps to the problem's unique tests.

@@ -21,9 +21,17 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from services.extractor.extraction import CODET_STOP_STRINGS
-from services.generator.engine import ChatMessage
+from shared.core.extraction import CODET_STOP_STRINGS
 from shared.enums import CompletionFormat, Role
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One chat turn."""
+
+    role: str
+    content: str
+
 
 SOLUTION_TEMPLATE = (
     "Please provide a self-contained Python script that solves the following problem "

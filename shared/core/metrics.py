@@ -24,8 +24,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from services.scorer.analysis_types import ProblemMatrix
-from services.scorer.strategies import Candidate, unbiased_pass_at_k, validate
+from shared.core.analysis_types import ProblemMatrix
+from shared.core.strategies import Candidate, unbiased_pass_at_k, validate
 
 
 def mean(values: Iterable[float]) -> float:

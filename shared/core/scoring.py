@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from services.scorer.metrics import mean, random_pass_at_k
-from services.scorer.strategies import (
+from shared.core.metrics import mean, random_pass_at_k
+from shared.core.strategies import (
     Candidate,
     StrategyResult,
     coderm_majority_vote,
@@ -77,7 +77,7 @@ def run_metrics(scores: Iterable[ProblemScore]) -> dict[str, tuple[float, int]]:
     defines it (as CodeT reports pass@k), in percent.
 
     Returns ``name -> (value, problems)``; names are ``<strategy>.pass@<k>``. Random-pick
-    pass@k is :func:`~services.scorer.metrics.random_pass_at_k` of the problems'
+    pass@k is :func:`~shared.core.metrics.random_pass_at_k` of the problems'
     ``(n, c)``; CodeT's pass@k the mean of its per-problem values.
     """
     pass_at_1: dict[str, list[float]] = defaultdict(list)

@@ -2,9 +2,9 @@
 its tests (pure, no I/O): the fast path of the scaling curves and allocations.
 
 A solution sample's passed tests are one ``int`` over the problem's unique tests and
-one over its test *slots* (see :data:`~services.scorer.analysis_types.TestDrawMode`);
+one over its test *slots* (see :data:`~shared.core.analysis_types.TestDrawMode`);
 samples with one passed set are grouped before any draw. The strategies are those of
-:mod:`services.scorer.strategies`, with the same rules (and the same float expression
+:mod:`shared.core.strategies`, with the same rules (and the same float expression
 for CodeT's scores, so the same exact ties); the unit tests check that both agree.
 """
 
@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from services.scorer.analysis_types import ProblemMatrix, TestDrawMode
+from shared.core.analysis_types import ProblemMatrix, TestDrawMode
 
 STRATEGIES = ("vanilla", "oracle", "coderm_majority", "codet", "first_max", "mbr_exec")
 
@@ -159,7 +159,7 @@ def score_draw(groups: Sequence[Group], draw: Draw) -> Scores:
     Majority voting, first-max and MBR-Exec count a drawn test once; CodeT weighs it
     by its drawn slots. Same rules as ``vanilla``, ``oracle``, ``coderm_majority_vote``,
     ``codet_dual_agreement``, ``first_max`` and ``mbr_exec`` in
-    :mod:`services.scorer.strategies`. MBR-Exec: the merged entries are exactly the
+    :mod:`shared.core.strategies`. MBR-Exec: the merged entries are exactly the
     classes of equal drawn passed sets, so the pick is uniform over the samples of the
     entries with the most samples, ``score = sum(correct) / sum(samples)`` over them.
     """

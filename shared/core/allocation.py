@@ -2,7 +2,7 @@
 gets from a total budget, and the accuracy each allocation buys on a stored run
 (pure, no I/O).
 
-A *unit* is one test slot (:data:`~services.scorer.analysis_types.TestDrawMode`). The
+A *unit* is one test slot (:data:`~shared.core.analysis_types.TestDrawMode`). The
 paper's reward model of spending b units on a problem of pass rate lambda is
 ``q(b) = 1 - (1 - lambda)^b``; its marginal gain ``lambda (1 - lambda)^b`` favours easy
 problems first (the paper says so itself). No code for this part was released; the
@@ -17,8 +17,8 @@ import random
 from collections.abc import Sequence
 from typing import Literal
 
-from services.scorer.analysis_types import AllocationPoint, ProblemMatrix, TestDrawMode
-from services.scorer.bitmatrix import STRATEGIES, BitMatrix, Group, consensus_share, score_draw
+from shared.core.analysis_types import AllocationPoint, ProblemMatrix, TestDrawMode
+from shared.core.bitmatrix import STRATEGIES, BitMatrix, Group, consensus_share, score_draw
 
 BUDGETS_PER_PROBLEM = (1, 2, 5, 10, 20, 50)
 
@@ -109,7 +109,7 @@ def allocation_curve(
     *equal*: :func:`equal_allocation`. *gold*: :func:`greedy_allocation` with the true
     pass rates. *estimated*: every problem first gets ``probe`` units; lambda-hat is
     the share of its samples in CodeT's top consensus set with those tests (0 when no
-    sample passes one, :func:`~services.scorer.bitmatrix.consensus_share`); the other
+    sample passes one, :func:`~shared.core.bitmatrix.consensus_share`); the other
     ``B - P x probe`` units are allocated greedily from there (only budgets with
     ``per_problem >= probe``). A problem given b units is scored with ``strategy``
     (default majority voting; 0 units = no tests = the random pick) on the first b

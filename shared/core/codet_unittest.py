@@ -4,9 +4,9 @@ A CodeT test sample continues a prompt ending in ``assert ``. To run the public
 CodeGen-16B samples through the unittest path, each sample becomes the text a CodeRM
 test model would have answered: one fenced python block holding ``import unittest`` and
 one ``unittest.TestCase`` class with a ``test_<i>`` method per assert (the sample's
-first asserts, exactly as :func:`~services.extractor.extraction.extract_completion_asserts`
+first asserts, exactly as :func:`~shared.core.extraction.extract_completion_asserts`
 splits them). That text is then an ordinary chat test completion: the extractor's
-:func:`~services.extractor.extraction.extract_chat_unittest` wraps it as CodeRM wraps
+:func:`~shared.core.extraction.extract_chat_unittest` wraps it as CodeRM wraps
 tests, and equal classes of a problem dedupe by content hash like any other test.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import tokenize
 
-from services.extractor.extraction import (
+from shared.core.extraction import (
     DEFAULT_TEST_CASE_LIMIT,
     extract_completion_asserts,
 )
@@ -66,7 +66,7 @@ def codet_sample_to_unittest(
     """A CodeRM-style test completion made from one CodeT test sample, or None.
 
     The sample's asserts are the first ``limit`` that CodeT's splitting keeps
-    (:func:`~services.extractor.extraction.extract_completion_asserts`); each becomes one
+    (:func:`~shared.core.extraction.extract_completion_asserts`); each becomes one
     method ``test_<i>`` (1-based, in order) of one class :func:`unittest_class_name`, whose
     lines are indented to the method body except lines that continue a multi-line
     string literal. Asserts holding a code fence (they would end the block early) are
