@@ -32,18 +32,20 @@ demo: ## bring the stack up and run the end-to-end demo
 	bash $(UP)
 	$(BIN)/coderm demo
 
-test: ## infra up, then lint, format check, type check and the test suite
+test: ## infra up, then lint, format check, import contracts, type check and the test suite
 	bash $(UP) --infra-only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	@# pytest exits 5 when it collected no test: report it, don't fail the build on it.
 	@rc=0; $(BIN)/pytest || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
-lint: venv ## ruff check + format check
+lint: venv ## ruff check + format check + import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: venv ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from bench import reference_executor
 from bench.pair_set import build_pairs
+from sandbox.client import JobResult, Timings
 from services.cli import exec_pairs
-from services.executor.sandbox import JobResult
 from shared.core.profiles import AdaptiveLimit
 from shared.enums import Outcome
 from shared.settings import ExecutorSettings, host_cores
@@ -46,8 +46,7 @@ class Ours:
     results: list[JobResult]  # per input pair
     executed: int  # distinct modules that ran
     in_pair_s: float  # time inside the modules that ran
-    cpu_s: float  # CPU the sandboxes' runners reported (all their processes)
-    containers: int
+    timings: Timings  # the sandbox runs' phases, CPU (all their processes) and containers
 
 
 def load() -> str:
@@ -112,7 +111,7 @@ def run_ours(pairs: list[exec_pairs.PairLine], options: exec_pairs.ExecOptions, 
     ]
     in_pair = sum(r.duration_ms or 0.0 for r in ran) / 1e3
     results = [by_key[k] for k in planned.job_of_pair]
-    return Ours(seconds, results, len(ran), in_pair, stats.cpu_s, stats.containers)
+    return Ours(seconds, results, len(ran), in_pair, stats.timings)
 
 
 def _disagreements(
@@ -153,10 +152,13 @@ def _report_ours(
         f"  overhead (wall x {cores} cores - in-pair) {overhead_ms:.2f} ms per pair,"
         f" {per_run_ms:.2f} ms per module run"
     )
-    cpu_ms = (run.cpu_s - run.in_pair_s) / n * 1e3
+    timings = run.timings
+    cpu_ms = (timings.cpu_s - run.in_pair_s) / n * 1e3
     print(
-        f"  sandbox CPU {run.cpu_s:.1f} s in {run.containers} containers:"
-        f" {cpu_ms:.2f} ms per pair beyond in-pair time"
+        f"  sandbox CPU {timings.cpu_s:.1f} s in {timings.containers} containers:"
+        f" {cpu_ms:.2f} ms per pair beyond in-pair time; container phases (summed)"
+        f" create {timings.create_s:.1f} s, run {timings.run_s:.1f} s,"
+        f" delete {timings.delete_s:.1f} s"
     )
     summary: dict[str, object] = {
         "seconds": run.seconds,
@@ -166,9 +168,10 @@ def _report_ours(
         "in_pair_s": run.in_pair_s,
         "overhead_ms_per_pair": overhead_ms,
         "overhead_ms_per_run": per_run_ms,
-        "sandbox_cpu_s": run.cpu_s,
+        "sandbox_cpu_s": timings.cpu_s,
         "cpu_overhead_ms_per_pair": cpu_ms,
-        "containers": run.containers,
+        "containers": timings.containers,
+        "sandbox_timings": timings.as_dict(),
     }
     if reference is not None:
         lines = _disagreements(pairs, reference, run.results)

@@ -15,7 +15,7 @@ import time
 
 import aiodocker
 
-from services.executor.sandbox import AssertCheck, AssertJob, DockerSandbox, pair_job
+from sandbox.client import AssertCheck, AssertJob, DockerSandbox, pair_job
 from shared.enums import Outcome
 from shared.settings import ExecutorSettings
 from tests.integration.test_sandbox import DRIVER, GOOD, TEST, WRONG
@@ -32,9 +32,9 @@ async def main() -> None:
             for i in range(200)
         ]
         t0 = time.monotonic()
-        results = await sandbox.run_batch(pairs)
+        batch = await sandbox.run_batch(pairs)
         unittest_s = time.monotonic() - t0
-        assert sum(r.outcome is Outcome.PASS for r in results.values()) == 100
+        assert sum(r.outcome is Outcome.PASS for r in batch.results.values()) == 100
         checks = [AssertCheck(f"c{i}", f"assert add_one({i}) == {i + 1}") for i in range(92)]
         jobs = [
             AssertJob(
@@ -49,11 +49,11 @@ async def main() -> None:
         t1 = time.monotonic()
         asserts = await sandbox.run_batch(jobs)
         asserts_s = time.monotonic() - t1
-        assert all(r.outcome is Outcome.PASS for r in asserts.values())
+        assert all(r.outcome is Outcome.PASS for r in asserts.results.values())
         print(
             f"200 unittest pairs: {unittest_s:.2f} s ({unittest_s / 200 * 1000:.1f} ms/pair,"
             f" {sandbox.parallel} at once on {settings.cpus:g} CPU);"
-            f" 20 solutions x 92 asserts: {asserts_s:.2f} s; phases {sandbox.last_timings}"
+            f" 20 solutions x 92 asserts: {asserts_s:.2f} s; phases {asserts.timings.as_dict()}"
         )
     finally:
         await docker.close()

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
@@ -59,20 +59,28 @@ from aio_pika.abc import (
 from pydantic import ValidationError
 
 from shared.errors import PermanentError
-from shared.messages import ExecuteBatch, ExtractRequest, GenerateRequest, Message, ScoreProblem
+from shared.messages import (
+    BaseMessage,
+    ComputeExpected,
+    ExecuteBatch,
+    ExtractRequest,
+    GenerateRequest,
+    ScoreProblem,
+)
 from shared.settings import BrokerSettings
 
 log = structlog.get_logger(__name__)
 
-M = TypeVar("M", bound=Message)
+M = TypeVar("M", bound=BaseMessage)
 Handler = Callable[[M], Awaitable[None]]
 DeadLetterHook = Callable[[str, bytes, str], Awaitable[None]]
 
-WORK_KINDS: dict[str, type[Message]] = {
+WORK_KINDS: dict[str, type[BaseMessage]] = {
     "generate": GenerateRequest,
     "extract": ExtractRequest,
     "execute": ExecuteBatch,
     "score": ScoreProblem,
+    "expected": ComputeExpected,
 }
 MAX_ATTEMPTS = 5
 """How many times a handler is run on one message before it is dead-lettered."""
@@ -177,7 +185,7 @@ class Exchanges(NamedTuple):
     retry: AbstractExchange
 
 
-def kind_of(message: Message) -> str:
+def kind_of(message: BaseMessage) -> str:
     """The routing key of a message (its ``kind`` field)."""
     kind = message.model_dump(include={"kind"})["kind"]
     assert isinstance(kind, str)
@@ -203,7 +211,7 @@ class Broker:
     _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
     _in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    async def publish(self, message: Message) -> None:
+    async def publish(self, message: BaseMessage) -> None:
         """Publish a message persistently to its work queue."""
         await self.exchange.publish(
             aio_pika.Message(
@@ -215,7 +223,7 @@ class Broker:
             mandatory=True,
         )
 
-    async def publish_many(self, messages: list[Message]) -> None:
+    async def publish_many(self, messages: Sequence[BaseMessage]) -> None:
         """Publish several messages, in order."""
         for message in messages:
             await self.publish(message)

@@ -1,7 +1,9 @@
 """The message contract between services: frozen pydantic models, JSON on the wire.
 
 Messages carry ids, never code: code lives in PostgreSQL. Every message has a
-``schema_version`` so that a consumer can refuse what it does not understand.
+``schema_version`` so that a consumer can refuse what it does not understand. Most are
+about one problem of a run (:class:`Message`); :class:`ComputeExpected` is about a
+benchmark's problems, before any run.
 """
 
 from __future__ import annotations
@@ -14,18 +16,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.enums import Role
 
 
-class Message(BaseModel):
+class BaseMessage(BaseModel):
     """Base of every message: frozen, no unknown fields, versioned."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = 1
-    run_id: uuid.UUID
-    problem_id: int
 
     def to_body(self) -> bytes:
         """Serialise to the JSON body published on the broker."""
         return self.model_dump_json().encode()
+
+
+class Message(BaseMessage):
+    """Base of the messages about one problem of a run."""
+
+    run_id: uuid.UUID
+    problem_id: int
 
 
 class GenerateRequest(Message):
@@ -57,3 +64,20 @@ class ScoreProblem(Message):
     """Tell the scorer that a problem's executions may be complete."""
 
     kind: Literal["score"] = "score"
+
+
+EXPECTED_CHUNK = 20
+"""The most problems one ``ComputeExpected`` names (they share one sandbox container)."""
+EXPECTED_REQUESTED = "requested again, not computed yet"
+"""``Oracle.unavailable`` of a problem whose canonical solution failed before and whose
+expected outputs an import asked for again: still unlabelled, and not yet retried."""
+
+
+class ComputeExpected(BaseMessage):
+    """Ask the executor to run the canonical solutions of these evalplus problems of a
+    benchmark on their inputs and store the outputs (``Problem.oracle.expected``), or why
+    there are none (``Problem.oracle.unavailable``)."""
+
+    kind: Literal["expected"] = "expected"
+    benchmark_id: int
+    problem_ids: list[int] = Field(min_length=1, max_length=EXPECTED_CHUNK)

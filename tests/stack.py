@@ -85,10 +85,11 @@ def create_stack(log_dir: Path) -> Stack:
 def drop_stack(stack: Stack) -> None:
     """Drop the session's database, queues and exchanges."""
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)'))
-    asyncio.run(_delete_topology(stack))
+    asyncio.run(delete_topology(stack))
 
 
-async def _delete_topology(stack: Stack) -> None:
+async def delete_topology(stack: Stack) -> None:
+    """Delete the queues and exchanges of ``stack``'s queue prefix."""
     topology = Topology(stack.queue_prefix)
     connection = await aio_pika.connect_robust(BROKER_URL)
     async with connection:

@@ -8,7 +8,9 @@ copied into the image.
 Modules: :mod:`.batch` (input, jobs, ``main``), :mod:`.pool` (the pairs' scheduler),
 :mod:`.zygote` (forks the pairs; a pair's process and verdict), :mod:`.integrity`
 (unittest snapshot, audit hook), :mod:`.containment` (rlimits, ``/proc``, forking),
-:mod:`.asserts` (CodeT checks), :mod:`.warmup`, :mod:`.output`, :mod:`.common`.
+:mod:`.asserts` (CodeT checks), :mod:`.evalplus_jobs` (the evalplus job kinds, with
+:mod:`.evalplus_check`, the comparison rules, and :mod:`.evalplus_expected`, the
+canonical solutions' outputs), :mod:`.warmup`, :mod:`.output`, :mod:`.common`.
 
 Input (stdin): ``MAGIC`` + 8-byte big-endian length + that many bytes of
 zlib-compressed JSON ``{"jobs": [...], "texts": [...], "limits": {...}, "parallel": K}``.
@@ -20,9 +22,10 @@ order::
 
     {"key", "outcome", "tests_run", "tests_passed", "duration_ms", "detail"}
 
-then a final ``{"done": true, "results": N, "cpu_s": S}`` line (S: CPU seconds used
-by the runner and every process it reaped). Outcomes: pass, fail, error,
-timeout, crash, sandbox_error (the runner itself failed on that job).
+(an ``evalplus_expected`` job's line also has a ``value``: the outputs), then a final
+``{"done": true, "results": N, "cpu_s": S}`` line (S: CPU seconds used by the runner
+and every process it reaped). Outcomes: pass, fail, error, timeout, crash,
+sandbox_error (the runner itself failed on that job).
 
 Job kinds:
 
@@ -41,6 +44,11 @@ Job kinds:
   order in the same namespace, reporting each through a pipe. A check that overruns
   its limit or kills the worker gets timeout/crash; a fresh worker then continues
   with the next check. Assert jobs run one after another, after the unittest pairs.
+- ``evalplus_check`` (evalplus ground truth): a solution and the specs of its base and
+  plus checks, run as an assert job whose setup loads the comparison code shipped
+  here (:mod:`.evalplus_jobs`); in order with the assert jobs.
+- ``evalplus_expected``: a canonical solution run on its inputs in a forked child,
+  after every other job (:mod:`.evalplus_jobs`).
 
 Time is *effective* time: wall-clock time minus the time the process spent runnable
 but waiting for a CPU (``/proc/<pid>/schedstat``), i.e. what the pair would have

@@ -1,5 +1,5 @@
-"""Reading a batch, running its jobs (unittest pairs, then assert jobs) and the
-runner's ``main``.
+"""Reading a batch, running its jobs (unittest pairs, then assert and evalplus check
+jobs, then evalplus expected-output jobs) and the runner's ``main``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import signal
 import sys
 import traceback
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from . import evalplus_jobs
 from .asserts import run_asserts
 from .common import HEADER, MAGIC, MAX_INPUT_BYTES, SANDBOX_ERROR, JsonDict, Limits
 from .containment import PR_SET_DUMPABLE, PRCTL, cleanup_after_job
@@ -50,7 +51,7 @@ def read_batch(fd: int) -> JsonDict:
 def _job_keys(job: object) -> Iterator[str]:
     if not isinstance(job, dict):
         return
-    if job.get("kind") == "asserts" and isinstance(job.get("checks"), list):
+    if job.get("kind") in ("asserts", evalplus_jobs.CHECK) and isinstance(job.get("checks"), list):
         for check in job["checks"]:
             if isinstance(check, dict) and "key" in check:
                 yield str(check["key"])
@@ -72,25 +73,54 @@ def start_zygote() -> ZygoteLink:
     return ZygoteLink(Snapshot())
 
 
-def run_batch(batch: JsonDict, out: Output, link: ZygoteLink | None = None) -> None:
-    """Unittest pairs first (concurrently, forked by ``link``'s zygote: one is started
-    if none is given), then assert jobs one by one."""
-    limits = Limits.from_json(batch.get("limits"))
-    texts = [str(t) for t in batch.get("texts", [])]
-    parallel = int(batch.get("parallel") or (os.cpu_count() or 1) + 1)
+def _sort_jobs(
+    jobs: list[JsonDict], texts: list[str], out: Output
+) -> tuple[list[Pair], list[JsonDict], list[JsonDict]]:
+    """The batch's unittest pairs, assert jobs (``evalplus_check`` jobs made into assert
+    jobs, in order among them) and ``evalplus_expected`` jobs; a malformed job gets
+    sandbox_error at once."""
     pairs: list[Pair] = []
     asserts: list[JsonDict] = []
-    for job in batch["jobs"]:
+    expected: list[JsonDict] = []
+    for job in jobs:
         try:
             kind = job.get("kind")
             if kind == "unittest":
                 pairs.append(parse_pair(len(pairs), job, texts))
             elif kind == "asserts":
                 asserts.append(job)
+            elif kind == evalplus_jobs.CHECK:
+                asserts.append(evalplus_jobs.as_asserts(job, texts))
+            elif kind == evalplus_jobs.EXPECTED:
+                expected.append(job)
             else:
                 raise ValueError(f"unknown job kind {kind!r}")
         except Exception as exc:
             _runner_failed(exc, _job_keys(job), out)
+    return pairs, asserts, expected
+
+
+def _one_by_one(jobs: list[JsonDict], run: Callable[[JsonDict], None], out: Output) -> None:
+    """Run ``jobs`` in order, cleaning up after each; the keys of a job the runner
+    failed on that it did not report get sandbox_error."""
+    for job in jobs:
+        before = out.count
+        try:
+            run(job)
+        except Exception as exc:
+            _runner_failed(exc, list(_job_keys(job))[out.count - before :], out)
+        finally:
+            cleanup_after_job()
+
+
+def run_batch(batch: JsonDict, out: Output, link: ZygoteLink | None = None) -> None:
+    """Unittest pairs first (concurrently, forked by ``link``'s zygote: one is started
+    if none is given), then assert jobs (``evalplus_check`` jobs among them) one by one
+    in their order, then ``evalplus_expected`` jobs one by one."""
+    limits = Limits.from_json(batch.get("limits"))
+    texts = [str(t) for t in batch.get("texts", [])]
+    parallel = int(batch.get("parallel") or (os.cpu_count() or 1) + 1)
+    pairs, asserts, expected = _sort_jobs(batch["jobs"], texts, out)
     if pairs:
         before = out.count
         reported: set[str] = set()
@@ -110,14 +140,8 @@ def run_batch(batch: JsonDict, out: Output, link: ZygoteLink | None = None) -> N
         assert out.count - before == len(pairs)
     if link is not None:
         link.close()
-    for job in asserts:
-        before = out.count
-        try:
-            run_asserts(job, limits, out)
-        except Exception as exc:
-            _runner_failed(exc, list(_job_keys(job))[out.count - before :], out)
-        finally:
-            cleanup_after_job()
+    _one_by_one(asserts, lambda job: run_asserts(job, limits, out), out)
+    _one_by_one(expected, lambda job: evalplus_jobs.run_expected(job, texts, out), out)
 
 
 def main() -> int:

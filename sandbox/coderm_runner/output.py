@@ -8,7 +8,7 @@ import resource
 import time
 from collections.abc import Callable
 
-from .common import FLUSH_BYTES, FLUSH_SECONDS, truncate
+from .common import FLUSH_BYTES, FLUSH_SECONDS, JsonDict, truncate
 from .containment import send_message
 
 
@@ -32,8 +32,11 @@ class Output:
         tests_passed: int | None = None,
         duration_ms: float | None = None,
         detail: str | None = None,
+        value: JsonDict | None = None,
     ) -> None:
-        line = {
+        """One result line; ``value`` (a job kind's own data, e.g. expected outputs) is
+        added only when given."""
+        line: JsonDict = {
             "key": key,
             "outcome": outcome,
             "tests_run": tests_run,
@@ -41,6 +44,8 @@ class Output:
             "duration_ms": None if duration_ms is None else round(duration_ms, 3),
             "detail": None if detail is None else truncate(detail),
         }
+        if value is not None:
+            line["value"] = value
         data = json.dumps(line, ensure_ascii=True).encode() + b"\n"
         self.buf.append(data)
         self.size += len(data)

@@ -25,8 +25,11 @@ from services.cli.shell import console, user_errors, with_sessions
 from shared.broker import connect_broker
 from shared.core.profiles import AdaptiveLimit
 from shared.core.run_profile import RunProfile, run_profile
+from shared.core.run_request import RUN_DEFAULTS, RunSettings
 from shared.enums import CompletionFormat, Role, RunState
-from shared.settings import ExecutorSettings, ServiceSettings
+from shared.runs.creation import benchmark_problems
+from shared.runs.resume import resume_messages
+from shared.settings import ServiceSettings
 
 app = typer.Typer(help="Score LLM-written code with LLM-written unit tests.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
@@ -62,10 +65,19 @@ def import_benchmark(
             "one of these, else humaneval)",
         ),
     ] = None,
+    executor_wait: Annotated[
+        float,
+        typer.Option(
+            help="seconds to wait for an executor to take the expected-outputs requests "
+            "(evalplus benchmarks) before giving up; they stay queued",
+            min=0,
+        ),
+    ] = 60.0,
 ) -> None:
     """Import a benchmark (idempotent). evalplus benchmarks get their canonical solutions'
-    outputs computed once in the sandbox; LiveCodeBench is read from --coderm-prompts and
-    has no hidden tests (no correctness figures)."""
+    outputs computed once, by the executor in its sandbox (the command waits for it);
+    LiveCodeBench is read from --coderm-prompts and has no hidden tests (no correctness
+    figures)."""
     fmt = file_format or (name if name in benchmarks.FORMATS else "humaneval")
     with user_errors():
         loaded = benchmarks.load_benchmark(fmt, file, test_prompts, coderm_prompts)
@@ -74,14 +86,15 @@ def import_benchmark(
         raise typer.Exit(2)
     source = str(file.name if file is not None else coderm_prompts)
 
-    def progress(done: int, total: int) -> None:
-        console.print(f"expected outputs: {done}/{total} problems run in the sandbox")
-
-    summary = with_sessions(
-        lambda sessions: benchmark_import.import_benchmark(
-            sessions, ExecutorSettings().sandbox, name, source, loaded, progress
+    progress = benchmark_import.ExpectedProgress(console)
+    try:
+        summary = with_sessions(
+            lambda sessions: benchmark_import.import_benchmark(
+                sessions, ServiceSettings().broker, name, source, loaded, progress, executor_wait
+            )
         )
-    )
+    finally:
+        progress.close()
     console.print(f"benchmark {name}: {summary.in_file} problems in file, {summary.added} new")
     if summary.prompts_matched is not None:
         console.print(f"CodeRM prompts: {summary.prompts_matched} of {summary.in_file} matched")
@@ -148,7 +161,7 @@ def import_completions(
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int, list[str]]:
         async with sessions.begin() as session:
-            problems = await store.benchmark_problems(session, benchmark)
+            problems = await benchmark_problems(session, benchmark)
             records = importers.read_completions(file_format, file, role, problems)
             ids = {p.task_id: p.id for p in problems}
             records, unknown = importers.known_records(records, ids)
@@ -182,62 +195,63 @@ def run(
         str, typer.Option(help="policy model (solutions): a name, or a checkpoint folder")
     ],
     test_model: Annotated[str, typer.Option(help="unit-test model")],
-    n: Annotated[int, typer.Option(help="solutions per problem", min=1)] = 100,
-    m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = 100,
-    problems: Annotated[int | None, typer.Option(help="only the first K problems")] = None,
+    n: Annotated[int, typer.Option(help="solutions per problem", min=1)] = RUN_DEFAULTS.n_solutions,
+    m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = RUN_DEFAULTS.n_tests,
+    problems: Annotated[
+        int | None, typer.Option(help="only the first K problems")
+    ] = RUN_DEFAULTS.problems,
     assert_time_limit: Annotated[
         float, typer.Option(help="seconds per assert test (CodeT: 0.1)")
-    ] = 0.1,
+    ] = RUN_DEFAULTS.assert_time_limit_s,
     ground_truth_time_limit: Annotated[
         float, typer.Option(help="seconds for a solution's hidden tests")
-    ] = 3.0,
+    ] = RUN_DEFAULTS.ground_truth_time_limit_s,
     name: Annotated[str, typer.Option()] = "",
-    seed: Annotated[int, typer.Option(help="seed of generated samples", min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="seed of generated samples", min=0)] = RUN_DEFAULTS.seed,
     max_tokens: Annotated[
         int | None, typer.Option(help="tokens a generated sample [default: the model's]", min=1)
-    ] = None,
+    ] = RUN_DEFAULTS.max_tokens,
     ground_truth: Annotated[
         str | None,
         typer.Option(
             help="benchmark whose problems (same task ids) label the solutions, e.g. "
             "humaneval+ for a humaneval run (default: --benchmark)"
         ),
-    ] = None,
+    ] = RUN_DEFAULTS.ground_truth,
     adaptive: Annotated[
         bool,
         typer.Option(
             help="unittest pairs: a test's limit becomes 5x its slowest finished run "
             "(floor 0.25 s, at most the 1 s limit) once 3 solutions have run it"
         ),
-    ] = False,
+    ] = RUN_DEFAULTS.adaptive,
     profile: Annotated[
         RunProfile,
         typer.Option(
             help="coderm-ref: CodeRM's executor globals, candidates (samples with one code "
             "block), labels (evalplus plus inputs alone); strict: ours"
         ),
-    ] = RunProfile.STRICT,
+    ] = RUN_DEFAULTS.profile,
     detach: Annotated[bool, typer.Option(help="submit and return")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait before giving up")] = 7200.0,
 ) -> None:
     """Submit a run; follow it with per-stage progress bars, then print its table.
 
     A checkpoint folder as ``--policy`` is registered as a vllm model on first sight."""
-    request = store.RunRequest(
-        benchmark,
-        policy,
-        test_model,
-        n,
-        m,
-        problems,
-        assert_time_limit,
-        ground_truth_time_limit,
-        name,
+    settings = RunSettings(
+        n_solutions=n,
+        n_tests=m,
+        problems=problems,
+        assert_time_limit_s=assert_time_limit,
+        ground_truth_time_limit_s=ground_truth_time_limit,
         seed=seed,
         max_tokens=max_tokens,
         ground_truth=ground_truth,
         adaptive=adaptive,
         profile=profile,
+    )
+    request = submission.run_request(
+        benchmark=benchmark, policy=policy, test_model=test_model, name=name, settings=settings
     )
     with user_errors():
         checkpoint = submission.policy_checkpoint(policy)
@@ -359,7 +373,7 @@ def resume(
     async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[uuid.UUID, int]:
         async with sessions.begin() as session:
             found = await store.find_run(session, run_id)
-            messages = await store.resume_messages(session, found)
+            messages = await resume_messages(session, found)
         async with connect_broker(ServiceSettings().broker) as broker:
             await broker.publish_many(messages)
         return found.id, len(messages)
@@ -439,13 +453,15 @@ def watch(
     ],
     benchmark: Annotated[str, typer.Option()],
     test_model: Annotated[str, typer.Option(help="unit-test model")],
-    n: Annotated[int, typer.Option(help="solutions per problem", min=1)] = 100,
-    m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = 100,
-    problems: Annotated[int | None, typer.Option(help="only the first K problems")] = None,
-    seed: Annotated[int, typer.Option(help="seed of generated samples", min=0)] = 0,
+    n: Annotated[int, typer.Option(help="solutions per problem", min=1)] = RUN_DEFAULTS.n_solutions,
+    m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = RUN_DEFAULTS.n_tests,
+    problems: Annotated[
+        int | None, typer.Option(help="only the first K problems")
+    ] = RUN_DEFAULTS.problems,
+    seed: Annotated[int, typer.Option(help="seed of generated samples", min=0)] = RUN_DEFAULTS.seed,
     max_tokens: Annotated[
         int | None, typer.Option(help="tokens a generated sample [default: the model's]", min=1)
-    ] = None,
+    ] = RUN_DEFAULTS.max_tokens,
     interval: Annotated[float, typer.Option(help="seconds between looks at the folder")] = 60.0,
     settle: Annotated[
         float, typer.Option(help="seconds a checkpoint must be unchanged to count")
@@ -454,14 +470,23 @@ def watch(
     timeout: Annotated[float, typer.Option(help="seconds to wait for one run")] = 7200.0,
 ) -> None:
     """Evaluate every new checkpoint in FOLDER and compare it with the one before it."""
-    template = store.RunRequest(
-        benchmark, "", test_model, n, m, problems, 0.1, 3.0, "", seed, max_tokens
+    settings = RunSettings(
+        n_solutions=n, n_tests=m, problems=problems, seed=seed, max_tokens=max_tokens
+    )
+    template = submission.run_request(
+        benchmark=benchmark, policy="", test_model=test_model, settings=settings
     )
     show = watch_cmd.Show(
         report=lambda run_id: report(str(run_id)),
         compare=lambda run_a, run_b: compare(str(run_a), str(run_b)),
     )
-    spec = watch_cmd.Watch(folder.resolve(), template, settle, interval, timeout)
+    spec = watch_cmd.Watch(
+        folder=folder.resolve(),
+        template=template,
+        settle_s=settle,
+        interval_s=interval,
+        timeout_s=timeout,
+    )
     with user_errors():
         ok = asyncio.run(watch_cmd.watch_folder(spec, once, show))
     if not ok:

@@ -10,10 +10,6 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rich.console import Group, RenderableType
-from rich.table import Table as RichTable
-from rich.text import Text
-
 
 @dataclass(frozen=True)
 class Heading:
@@ -146,34 +142,4 @@ def to_html(blocks: Sequence[Block], pngs: dict[str, bytes], title: str) -> str:
 
 
 TERMINAL_ROWS = 20
-
-
-def _rich_table(block: Table) -> RichTable:
-    caption = block.caption
-    rows = block.rows
-    if len(rows) > TERMINAL_ROWS:
-        caption += f" (first {TERMINAL_ROWS}; {len(rows) - TERMINAL_ROWS} more in the files)"
-        rows = rows[:TERMINAL_ROWS]
-    table = RichTable(caption=caption or None, caption_justify="left")
-    for i, header in enumerate(block.headers):
-        table.add_column(header, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def to_terminal(blocks: Sequence[Block]) -> RenderableType:
-    """Headings, paragraphs and tables (at most ``TERMINAL_ROWS`` rows each) for a
-    terminal; images, collapsed sections and headings with nothing else under them
-    are left to the files."""
-    items: list[RenderableType] = []
-    heading: Text | None = None
-    for block in blocks:
-        if isinstance(block, Heading):
-            heading = Text(block.text, style="bold")
-        elif isinstance(block, Para | Table):
-            if heading is not None:
-                items.append(heading)
-                heading = None
-            items.append(Text(block.text) if isinstance(block, Para) else _rich_table(block))
-    return Group(*items)
+"""The most rows a table shows in a terminal; the files hold them all."""

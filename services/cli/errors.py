@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from shared.errors import RequestError
 
-class UserError(Exception):
+
+class UserError(RequestError):
     """A request the user can fix: an unknown run, model or benchmark, options that do
     not go together, a model registered otherwise.
 

@@ -24,25 +24,25 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiodocker
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.executor.sandbox import (
+from sandbox.client import (
     DockerSandbox,
     JobResult,
     SandboxError,
+    Timings,
     UnittestJob,
     default_parallel,
+    open_sandbox,
+    run_with_retries,
 )
 from shared.core.profiles import AdaptiveLimit
 from shared.enums import Outcome
 from shared.settings import ExecutorSettings, SandboxSettings, host_cores
-
-SANDBOX_ATTEMPTS = 3
 
 
 class PairsFormatError(ValueError):
@@ -206,50 +206,51 @@ def result_lines(
 
 @dataclass
 class ExecStats:
-    """What executing cost: containers run, CPU seconds their runners reported."""
+    """What executing cost: the sandbox timings of every batch, summed (containers run,
+    CPU seconds their runners reported, phases)."""
 
-    containers: int = 0
-    cpu_s: float = 0.0
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def containers(self) -> int:
+        """Container runs."""
+        return self.timings.containers
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds the sandboxes' runners reported."""
+        return self.timings.cpu_s
 
 
 Advance = Callable[[int], None]
-"""Called with the number of distinct modules that got a result since the last call."""
+"""Called with the number of distinct modules that got a result since the last call
+(negative when a broken run is repeated)."""
 
 
 async def _run_batch(
     sandbox: DockerSandbox, jobs: list[UnittestJob], progress: Advance, stats: ExecStats
 ) -> dict[str, JobResult]:
-    """One batch, retried when the sandbox breaks; pairs the sandbox reported as its
-    own error are retried once more in a batch of their own."""
-    for attempt in range(1, SANDBOX_ATTEMPTS + 1):
-        seen = 0
+    """One batch by the sandbox client's retry policy; when no run of it finished, its
+    pairs are reported as ``sandbox_error``."""
+    seen = 0
 
-        def advance(lines: int) -> None:
-            nonlocal seen
-            done = min(lines, len(jobs))
-            if done > seen:
-                progress(done - seen)
-                seen = done
+    def advance(lines: int) -> None:
+        nonlocal seen
+        done = min(lines, len(jobs))
+        if done != seen:
+            progress(done - seen)
+            seen = done
 
-        try:
-            stats.containers += 1
-            results = await sandbox.run_batch(jobs, advance)
-            stats.cpu_s += sandbox.last_timings.get("cpu", 0.0)
-        except SandboxError as exc:
-            progress(-seen)
-            if attempt == SANDBOX_ATTEMPTS:
-                failure = JobResult("", Outcome.SANDBOX_ERROR, None, None, None, str(exc))
-                progress(len(jobs))
-                return {job.key: failure for job in jobs}
-            continue
+    try:
+        batch = await run_with_retries(sandbox, jobs, advance)
+    except SandboxError as exc:
+        stats.timings += exc.timings
         progress(len(jobs) - seen)
-        broken = [j for j in jobs if results[j.key].outcome is Outcome.SANDBOX_ERROR]
-        if broken and attempt < SANDBOX_ATTEMPTS:
-            stats.containers += 1
-            results.update(await sandbox.run_batch(broken))
-            stats.cpu_s += sandbox.last_timings.get("cpu", 0.0)
-        return results
-    raise AssertionError("unreachable")
+        failure = JobResult("", Outcome.SANDBOX_ERROR, None, None, None, str(exc))
+        return {job.key: failure for job in jobs}
+    stats.timings += batch.timings
+    progress(len(jobs) - seen)
+    return batch.results
 
 
 async def execute(
@@ -261,9 +262,7 @@ async def execute(
 ) -> dict[str, JobResult]:
     """Run the batches, ``options.containers`` sandboxes at once."""
     stats = stats if stats is not None else ExecStats()
-    docker = aiodocker.Docker(url=settings.docker_url)
-    try:
-        sandbox = DockerSandbox(docker, settings, options.parallel)
+    async with open_sandbox(settings, options.parallel) as sandbox:
         slots = asyncio.Semaphore(options.containers)
         results: dict[str, JobResult] = {}
 
@@ -273,8 +272,6 @@ async def execute(
 
         await asyncio.gather(*(one(jobs) for jobs in batches))
         return results
-    finally:
-        await docker.close()
 
 
 def sandbox_settings(base: SandboxSettings, cpus: int) -> SandboxSettings:

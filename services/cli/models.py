@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.cli import checkpoints, registry
 from services.cli.errors import UserError
 from services.cli.shell import console, user_errors, with_sessions
+from shared.core.model_spec import ModelSpec
 from shared.db.models import Model
 from shared.enums import BackendName, CompletionFormat, ModelRole
 
@@ -50,9 +51,9 @@ def _config(engine_args: list[str], extra_body: str | None) -> dict[str, Any]:
     return config
 
 
-def _spec(**values: Any) -> registry.ModelSpec:
+def _spec(**values: Any) -> ModelSpec:
     try:
-        return registry.ModelSpec(**values)
+        return ModelSpec(**values)
     except ValidationError as error:
         reasons = (
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]

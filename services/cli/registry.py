@@ -2,64 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlparse
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cli import checkpoints
 from services.cli.errors import UserError
+from shared.core.model_spec import ModelSpec
 from shared.db.models import Completion, Model, Run, RunCompletion
-from shared.enums import BackendName, CompletionFormat, ModelRole
+from shared.enums import BackendName, ModelRole
 
 
 class RegistryError(UserError):
     """A registry request that cannot be done as asked (shown to the user as one line)."""
 
 
-class ModelSpec(BaseModel):
-    """A model entry as the user gives it; checked per backend."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    backend: BackendName
-    role: ModelRole = ModelRole.BOTH
-    format: CompletionFormat = CompletionFormat.CHAT
-    checkpoint: str | None = None
-    fingerprint: str | None = None
-    endpoint: str | None = None
-    served_name: str | None = None
-    api_key_ref: str | None = None
-    dtype: str = "auto"
-    max_model_len: int | None = Field(default=None, ge=16)
-    temperature: float = Field(default=0.8, ge=0.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=2048, ge=1)
-    config: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _backend_needs(self) -> ModelSpec:
-        if self.backend is BackendName.VLLM and not self.checkpoint:
-            raise ValueError("a vllm model needs --checkpoint (a local model folder)")
-        if self.backend is BackendName.OPENAI:
-            url = urlparse(self.endpoint or "")
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError("an openai model needs --endpoint http(s)://host:port/v1")
-            if not self.served_name:
-                raise ValueError("an openai model needs --served-name (the API's model name)")
-        return self
-
-    def row_values(self) -> dict[str, Any]:
-        """The column values of the ``models`` row."""
-        return self.model_dump(mode="json")
-
-
 def spec_of(model: Model) -> ModelSpec:
     """The spec a registered row was made from."""
-    return ModelSpec.model_validate({name: getattr(model, name) for name in ModelSpec.model_fields})
+    return ModelSpec.of_row(model)
 
 
 async def add_model(session: AsyncSession, spec: ModelSpec) -> tuple[Model, bool]:

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.cli import plots, store
+from services.cli import plots, render, store
 from services.cli.blocks import (
     Block,
     Details,
@@ -30,7 +30,6 @@ from services.cli.blocks import (
     fmt,
     to_html,
     to_markdown,
-    to_terminal,
 )
 from services.cli.report_data import RunData, RunInfo, load_run_data
 from shared.core.analysis import (
@@ -490,7 +489,7 @@ def emit_report(console: Console, report: Report, output: ReportFormat, out: Pat
     files = write_report(report, out)
     where = f"report written to {files.html.resolve()} (also report.md, report.json, plots/)"
     if output is ReportFormat.TABLE:
-        console.print(to_terminal(document(report)))
+        console.print(render.terminal_document(document(report)))
         console.print(where)
         return 0
     text = {

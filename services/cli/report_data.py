@@ -1,42 +1,34 @@
 """A run's stored matrices, loaded for reports: one query per table, not per problem.
 
-Only scored problems are loaded (their matrices are complete). A problem marked
-``ground_truth = 'none'`` (a benchmark without hidden tests offline) or whose code
-samples lack a ground-truth label under the run's profile is returned apart, as
-*unlabelled*: its candidates carry ``correct=False`` and must not enter correctness
-figures.
+Only scored problems are loaded (their matrices are complete), by the loader the
+scorer uses (:mod:`shared.db.matrices`). A problem the run's ground truth does not
+label (no hidden tests, or canonical outputs that could not be computed) is returned
+apart, as *unlabelled*: its candidates carry ``correct=False`` and must not enter
+correctness figures.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from shared.core.analysis_types import ProblemMatrix
-from shared.core.oracle import GroundTruthKind
-from shared.core.run_profile import RunProfile, candidate_samples, run_profile
-from shared.core.strategies import Candidate
+from shared.core.run_profile import RunProfile, run_profile
+from shared.db.matrices import load_matrices
 from shared.db.models import (
     Benchmark,
-    Completion,
-    CompletionSolution,
-    CompletionTest,
-    Execution,
-    GroundTruth,
     Model,
     Problem,
     Run,
-    RunCompletion,
     RunMetric,
     RunProblem,
 )
-from shared.enums import ProblemState, Role
+from shared.enums import ProblemState
 
 
 @dataclass(frozen=True)
@@ -120,157 +112,24 @@ async def _info(session: AsyncSession, run: Run) -> RunInfo:
     )
 
 
-def _run_role(run_id: uuid.UUID, role: Role) -> ColumnElement[bool]:
-    return (RunCompletion.run_id == run_id) & (RunCompletion.role == role.value)
-
-
-def _run_solution_ids(run_id: uuid.UUID) -> Select[int]:
-    return (
-        select(CompletionSolution.solution_id)
-        .join(RunCompletion, RunCompletion.completion_id == CompletionSolution.completion_id)
-        .where(_run_role(run_id, Role.SOLUTION))
-    )
-
-
-async def _labels(
-    session: AsyncSession, run: Run
-) -> tuple[dict[int, bool], dict[int, bool | None]]:
-    profile = run_profile(run.config)
-    rows = await session.execute(
-        select(
-            GroundTruth.solution_id,
-            GroundTruth.passed,
-            GroundTruth.base_passed,
-            GroundTruth.plus_passed,
-        ).where(
-            GroundTruth.profile == run.ground_truth_profile,
-            GroundTruth.solution_id.in_(_run_solution_ids(run.id)),
-        )
-    )
-    passed: dict[int, bool] = {}
-    base_passed: dict[int, bool | None] = {}
-    for solution_id, ok, base_ok, plus_ok in rows:
-        passed[solution_id] = profile.label(bool(ok), plus_ok)
-        base_passed[solution_id] = base_ok
-    return passed, base_passed
-
-
-async def _passes(session: AsyncSession, run: Run) -> dict[int, set[int]]:
-    test_ids = (
-        select(CompletionTest.unit_test_id)
-        .join(RunCompletion, RunCompletion.completion_id == CompletionTest.completion_id)
-        .where(_run_role(run.id, Role.TEST))
-    )
-    rows = await session.execute(
-        select(Execution.solution_id, Execution.unit_test_id).where(
-            Execution.profile == run.exec_profile,
-            Execution.passed.is_(True),
-            Execution.solution_id.in_(_run_solution_ids(run.id)),
-            Execution.unit_test_id.in_(test_ids),
-        )
-    )
-    passed: dict[int, set[int]] = defaultdict(set)
-    for solution_id, test_id in rows:
-        passed[solution_id].add(test_id)
-    return passed
-
-
-async def _samples(session: AsyncSession, run_id: uuid.UUID) -> dict[int, list[int | None]]:
-    rows = await session.execute(
-        select(RunCompletion.problem_id, CompletionSolution.solution_id)
-        .join(Completion, Completion.id == RunCompletion.completion_id)
-        .outerjoin(CompletionSolution, CompletionSolution.completion_id == Completion.id)
-        .where(_run_role(run_id, Role.SOLUTION))
-        .order_by(RunCompletion.problem_id, Completion.sample_index)
-    )
-    samples: dict[int, list[int | None]] = defaultdict(list)
-    for problem_id, solution_id in rows:
-        samples[problem_id].append(solution_id)
-    return samples
-
-
-async def _tests(
-    session: AsyncSession, run_id: uuid.UUID
-) -> tuple[dict[int, Counter[int]], Counter[int]]:
-    weights: dict[int, Counter[int]] = defaultdict(Counter)
-    rows = await session.execute(
-        select(RunCompletion.problem_id, CompletionTest.unit_test_id)
-        .join(CompletionTest, CompletionTest.completion_id == RunCompletion.completion_id)
-        .where(_run_role(run_id, Role.TEST))
-    )
-    for problem_id, test_id in rows:
-        weights[problem_id][test_id] += 1
-    samples = Counter(
-        await session.scalars(select(RunCompletion.problem_id).where(_run_role(run_id, Role.TEST)))
-    )
-    return weights, samples
-
-
-@dataclass(frozen=True)
-class _Tables:
-    samples: dict[int, list[int | None]]
-    weights: dict[int, Counter[int]]
-    test_samples: Counter[int]
-    passed: dict[int, set[int]]
-
-    def matrix(self, problem_id: int, task_id: str, labels: dict[int, bool]) -> ProblemMatrix:
-        tests = set(self.weights[problem_id])
-        return ProblemMatrix(
-            problem_id=problem_id,
-            task_id=task_id,
-            candidates=tuple(
-                Candidate(None)
-                if sid is None
-                else Candidate(
-                    sid, frozenset(self.passed.get(sid, set()) & tests), labels.get(sid, False)
-                )
-                for sid in self.samples[problem_id]
-            ),
-            test_weights=dict(self.weights[problem_id]),
-            test_samples=self.test_samples[problem_id],
-        )
-
-
 async def load_run_data(session: AsyncSession, run: Run) -> RunData:
-    """Everything a report of ``run`` needs, in a handful of queries."""
+    """Everything a report of ``run`` needs, in a handful of queries (the matrices by
+    :mod:`shared.db.matrices`, the loader the scorer uses)."""
     info = await _info(session, run)
     scored = list(
-        (
-            await session.execute(
-                select(Problem.id, Problem.task_id, Problem.ground_truth)
-                .join(RunProblem, RunProblem.problem_id == Problem.id)
-                .where(
-                    RunProblem.run_id == run.id,
-                    RunProblem.state == ProblemState.SCORED.value,
-                )
-                .order_by(Problem.position)
-            )
-        ).tuples()
+        await session.scalars(
+            select(Problem)
+            .join(RunProblem, RunProblem.problem_id == Problem.id)
+            .where(RunProblem.run_id == run.id, RunProblem.state == ProblemState.SCORED.value)
+            .order_by(Problem.position)
+        )
     )
-    weights, test_samples = await _tests(session, run.id)
-    profile = run_profile(run.config)
-    samples = {
-        problem_id: candidate_samples(ids, profile)
-        for problem_id, ids in (await _samples(session, run.id)).items()
-    }
-    passed = await _passes(session, run)
-    tables = _Tables(samples, weights, test_samples, passed)
-    labels, base_labels = await _labels(session, run)
-    has_base = bool(base_labels) and all(v is not None for v in base_labels.values())
-    base_bool = {sid: bool(v) for sid, v in base_labels.items()}
-    problems: list[ProblemMatrix] = []
-    base_problems: list[ProblemMatrix] = []
-    unlabelled: list[ProblemMatrix] = []
-    for problem_id, task_id, kind in scored:
-        ids = tables.samples.get(problem_id)
-        if not ids:
-            continue
-        if kind == GroundTruthKind.NONE or not all(sid in labels for sid in ids if sid is not None):
-            unlabelled.append(tables.matrix(problem_id, task_id, {}))
-            continue
-        problems.append(tables.matrix(problem_id, task_id, labels))
-        if has_base:
-            base_problems.append(tables.matrix(problem_id, task_id, base_bool))
+    stored = [m for m in await load_matrices(session, run, scored) if m.candidates]
+    base_labels = [v for m in stored if m.labelled for v in m.base_labels.values()]
+    has_base = bool(base_labels) and all(v is not None for v in base_labels)
+    problems = tuple(m.problem_matrix() for m in stored if m.labelled)
+    base_problems = tuple(m.problem_matrix(base=True) for m in stored if m.labelled)
+    unlabelled = tuple(m.problem_matrix() for m in stored if not m.labelled)
     metrics = await session.execute(
         select(RunMetric.name, RunMetric.value, RunMetric.problems).where(
             RunMetric.run_id == run.id
@@ -278,8 +137,8 @@ async def load_run_data(session: AsyncSession, run: Run) -> RunData:
     )
     return RunData(
         info=info,
-        problems=tuple(problems),
-        base_problems=tuple(base_problems) if has_base and problems else None,
-        unlabelled=tuple(unlabelled),
+        problems=problems,
+        base_problems=base_problems if has_base and problems else None,
+        unlabelled=unlabelled,
         stored_metrics={name: (value, count) for name, value, count in metrics},
     )

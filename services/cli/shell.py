@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.cli.errors import UserError
 from services.cli.importers import ImportFormatError
 from shared.db.session import make_engine, make_sessionmaker
+from shared.errors import RequestError
 from shared.settings import ServiceSettings
 
 console = Console()
@@ -26,14 +26,15 @@ T = TypeVar("T")
 def user_errors() -> Iterator[None]:
     """Report what a user can fix as one ``error:`` line and exit 2, instead of a traceback.
 
-    That is a :class:`~services.cli.errors.UserError`, a malformed input file
+    That is a :class:`~shared.errors.RequestError` (the CLI's
+    :class:`~services.cli.errors.UserError` is one), a malformed input file
     (``ImportFormatError``), settings that fail validation, or an ``OSError`` (the stack
     is not reachable). Anything else, a ``KeyError`` or ``IndexError`` included, is a bug:
     it propagates with its traceback (exit 1).
     """
     try:
         yield
-    except (UserError, ImportFormatError, ValidationError) as error:
+    except (RequestError, ImportFormatError, ValidationError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     except OSError as error:

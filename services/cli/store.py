@@ -12,11 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from services.cli.errors import UserError
-from services.cli.ground_truth import resolve_ground_truth
 from services.cli.importers import CompletionRecord, ProblemRecord
-from shared.core.profiles import AdaptiveLimit, ExecLimits
-from shared.core.run_profile import RunProfile, check_test_format, run_profile
-from shared.core.sampling import RunGeneration, SamplingSettings
+from shared.core.run_profile import RunProfile, run_profile
 from shared.db.models import (
     IMPORTED_GENERATION,
     Benchmark,
@@ -29,9 +26,7 @@ from shared.db.models import (
     RunMetric,
     RunProblem,
 )
-from shared.enums import CompletionFormat, ModelRole, ProblemState, Role, RunState, TestStyle
-from shared.lifecycle import resume_run
-from shared.messages import ExecuteBatch, GenerateRequest, Message, ScoreProblem
+from shared.enums import CompletionFormat, ModelRole, ProblemState, Role
 
 
 async def upsert_benchmark(
@@ -85,17 +80,6 @@ async def upsert_benchmark(
         )
         added += sum(1 for (inserted,) in result if inserted)
     return benchmark_id, added
-
-
-async def benchmark_problems(session: AsyncSession, name: str) -> list[Problem]:
-    """The benchmark's problems in their file order; raises if it was never imported."""
-    benchmark_id = await session.scalar(select(Benchmark.id).where(Benchmark.name == name))
-    if benchmark_id is None:
-        raise UserError(f"benchmark {name!r} is not imported (coderm import-benchmark)")
-    rows = await session.scalars(
-        select(Problem).where(Problem.benchmark_id == benchmark_id).order_by(Problem.position)
-    )
-    return list(rows)
 
 
 async def upsert_model(
@@ -152,105 +136,6 @@ async def insert_completions(
         )
         added += len(result.all())
     return added
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What ``coderm run`` submits."""
-
-    benchmark: str
-    policy: str
-    test_model: str
-    n_solutions: int
-    n_tests: int
-    problems: int | None
-    assert_time_limit_s: float
-    ground_truth_time_limit_s: float
-    name: str
-    seed: int = 0
-    max_tokens: int | None = None
-    ground_truth: str | None = None
-    """Benchmark whose problems (same task ids) label the solutions; default: ``benchmark``."""
-    adaptive: bool = False
-    """Unittest runs: the adaptive per-test limit (:class:`~shared.core.profiles.AdaptiveLimit`)."""
-    profile: RunProfile = RunProfile.STRICT
-    """Whose semantics the run follows (:mod:`shared.core.run_profile`)."""
-
-
-def _generation(request: RunRequest, policy: Model, test_model: Model) -> RunGeneration:
-    """The run's seed and each role's sampling, snapshotted from the registry (the run's
-    ``max_tokens``, when given, replaces both models')."""
-    sampling = {}
-    for model, role in ((policy, Role.SOLUTION), (test_model, Role.TEST)):
-        if not ModelRole(model.role).serves(role):
-            raise UserError(f"model {model.name!r} is a {model.role} model, not for {role}s")
-        sampling[role.value] = SamplingSettings(
-            temperature=model.temperature,
-            top_p=model.top_p,
-            max_tokens=request.max_tokens or model.max_tokens,
-        )
-    return RunGeneration(seed=request.seed, **sampling)
-
-
-async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, list[int]]:
-    """Insert the run and its problems; return it with the problem ids to request."""
-    problems = await benchmark_problems(session, request.benchmark)
-    if request.problems is not None:
-        problems = problems[: request.problems]
-    models = {
-        m.name: m
-        for m in await session.scalars(
-            select(Model).where(Model.name.in_([request.policy, request.test_model]))
-        )
-    }
-    for needed in (request.policy, request.test_model):
-        if needed not in models:
-            raise UserError(f"model {needed!r} is not registered (coderm model add)")
-    generation = _generation(request, models[request.policy], models[request.test_model])
-    test_format = CompletionFormat(models[request.test_model].format)
-    style = test_format.test_style()
-    try:
-        check_test_format(request.profile, test_format)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    defaults = ExecLimits.default_for(style, request.assert_time_limit_s)
-    limits = ExecLimits.model_validate(
-        {
-            **defaults.model_dump(),
-            "ground_truth_time_limit_s": request.ground_truth_time_limit_s,
-            "adaptive": AdaptiveLimit() if request.adaptive else None,
-            "reference_globals": request.profile.reference_globals and style is TestStyle.UNITTEST,
-        }
-    )
-    if request.adaptive and style is not TestStyle.UNITTEST:
-        raise UserError("--adaptive applies to unittest-style tests only")
-    ground_truth = await resolve_ground_truth(
-        session, request.ground_truth or request.benchmark, problems, limits
-    )
-    run = Run(
-        id=uuid.uuid4(),
-        name=request.name,
-        benchmark_id=problems[0].benchmark_id if problems else 0,
-        policy_model_id=models[request.policy].id,
-        test_model_id=models[request.test_model].id,
-        n_solutions=request.n_solutions,
-        n_tests=request.n_tests,
-        test_style=style.value,
-        exec_profile=limits.exec_profile(),
-        ground_truth_profile=ground_truth.profile,
-        config={
-            "profile": request.profile.value,
-            "ground_truth": ground_truth.config,
-            "limits": limits.model_dump(mode="json"),
-            "problems": len(problems),
-            "generation": generation.model_dump(mode="json"),
-        },
-        state=RunState.RUNNING.value,
-    )
-    session.add(run)
-    await session.flush()
-    session.add_all(RunProblem(run_id=run.id, problem_id=p.id) for p in problems)
-    return run, [p.id for p in problems]
 
 
 @dataclass(frozen=True)
@@ -346,60 +231,6 @@ async def find_run(session: AsyncSession, prefix: str) -> Run:
     if len(runs) != 1:
         raise UserError(f"no unique run matches {prefix!r}")
     return runs[0]
-
-
-async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
-    """Take a run back to running (a failed run, its error cleared: see
-    :func:`shared.lifecycle.resume_run`) and return the messages that re-drive every
-    unfinished problem of it; none for a finished run, and one score request that closes
-    it when every problem is scored already.
-
-    All of them are idempotent: a problem whose extraction is incomplete is generated
-    again; an extracted problem gets its batches again (cached pairs are skipped, and
-    every batch ends with a score request).
-    """
-    if await resume_run(session, run) is RunState.FINISHED:
-        return []
-    rows = await session.scalars(
-        select(RunProblem).where(
-            RunProblem.run_id == run.id, RunProblem.state != ProblemState.SCORED.value
-        )
-    )
-    messages: list[Message] = []
-    for row in rows:
-        if not (row.solutions_extracted and row.tests_extracted):
-            messages += [
-                GenerateRequest(run_id=run.id, problem_id=row.problem_id, role=role, count=count)
-                for role, count in ((Role.SOLUTION, run.n_solutions), (Role.TEST, run.n_tests))
-            ]
-            continue
-        batches = await session.scalars(
-            select(ExecutionBatch).where(
-                ExecutionBatch.run_id == run.id, ExecutionBatch.problem_id == row.problem_id
-            )
-        )
-        found = [
-            ExecuteBatch(
-                run_id=run.id,
-                problem_id=row.problem_id,
-                batch_no=batch.batch_no,
-                solution_ids=[int(s) for s in batch.solution_ids],
-            )
-            for batch in batches
-        ]
-        messages += found or [ScoreProblem(run_id=run.id, problem_id=row.problem_id)]
-    if not messages:
-        messages = await _closing_score(session, run)
-    return messages
-
-
-async def _closing_score(session: AsyncSession, run: Run) -> list[Message]:
-    """A score request for one scored problem of a run whose problems are all scored (they
-    were scored while it was failed, so nobody closed it): the scorer finishes the run."""
-    problem_id = await session.scalar(
-        select(RunProblem.problem_id).where(RunProblem.run_id == run.id).limit(1)
-    )
-    return [] if problem_id is None else [ScoreProblem(run_id=run.id, problem_id=problem_id)]
 
 
 @dataclass(frozen=True)

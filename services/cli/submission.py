@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.cli import checkpoints, registry, store
+from services.cli import checkpoints, registry
 from shared.broker import connect_broker
+from shared.core.run_request import RUN_DEFAULTS, RunSettings
 from shared.db.session import make_engine, make_sessionmaker
-from shared.enums import Role
-from shared.messages import GenerateRequest, Message
+from shared.runs.creation import RunRequest, create_run
+from shared.runs.fanout import generate_requests
 from shared.settings import ServiceSettings
 
 
@@ -26,6 +27,34 @@ class Submitted:
     registered: bool
 
 
+def run_request(
+    *,
+    benchmark: str,
+    policy: str,
+    test_model: str,
+    name: str = "",
+    settings: RunSettings = RUN_DEFAULTS,
+) -> RunRequest:
+    """The request of a run of ``policy`` against ``test_model`` on ``benchmark``,
+    sampled, executed and labelled by ``settings`` (by default :data:`RUN_DEFAULTS`)."""
+    return RunRequest(
+        benchmark=benchmark,
+        policy=policy,
+        test_model=test_model,
+        name=name,
+        n_solutions=settings.n_solutions,
+        n_tests=settings.n_tests,
+        problems=settings.problems,
+        assert_time_limit_s=settings.assert_time_limit_s,
+        ground_truth_time_limit_s=settings.ground_truth_time_limit_s,
+        seed=settings.seed,
+        max_tokens=settings.max_tokens,
+        ground_truth=settings.ground_truth,
+        adaptive=settings.adaptive,
+        profile=settings.profile,
+    )
+
+
 def policy_checkpoint(policy: str) -> checkpoints.Checkpoint | None:
     """The checkpoint folder ``--policy`` names, if it names one (else it is a model name)."""
     path = Path(policy).expanduser()
@@ -33,7 +62,7 @@ def policy_checkpoint(policy: str) -> checkpoints.Checkpoint | None:
 
 
 async def submit_run(
-    request: store.RunRequest,
+    request: RunRequest,
     checkpoint: checkpoints.Checkpoint | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> Submitted:
@@ -47,14 +76,10 @@ async def submit_run(
             if checkpoint is not None:
                 model, registered = await registry.register_checkpoint(session, checkpoint)
                 request = dataclasses.replace(request, policy=model.name)
-            run_row, problem_ids = await store.create_run(session, request)
+            run_row, problem_ids = await create_run(session, request)
             if config:
                 run_row.config = {**run_row.config, **config}
-        messages: list[Message] = [
-            GenerateRequest(run_id=run_row.id, problem_id=problem_id, role=role, count=count)
-            for problem_id in problem_ids
-            for role, count in ((Role.SOLUTION, request.n_solutions), (Role.TEST, request.n_tests))
-        ]
+        messages = generate_requests(run_row.id, problem_ids, request.n_solutions, request.n_tests)
         async with connect_broker(settings.broker) as broker:
             await broker.publish_many(messages)
         return Submitted(run_row.id, request.policy, registered)

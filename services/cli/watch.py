@@ -29,6 +29,7 @@ from services.cli.shell import console
 from shared.db.models import Run
 from shared.db.session import make_engine, make_sessionmaker
 from shared.enums import RunState
+from shared.runs.creation import RunRequest
 from shared.settings import ServiceSettings
 
 #: Show a run's results / how a run compares with the previous checkpoint's. Called
@@ -43,7 +44,7 @@ class Watch:
     """What to watch and how to evaluate each checkpoint."""
 
     folder: Path
-    template: store.RunRequest
+    template: RunRequest
     settle_s: float = 60.0
     interval_s: float = 60.0
     timeout_s: float = 7200.0

@@ -7,17 +7,23 @@ import contextlib
 
 import aiodocker
 
+from sandbox.client import DockerSandbox
 from services.executor.code_cache import UnitTestCache
+from services.executor.expected_handler import (
+    DatabaseExpectedStore,
+    ExpectedHandler,
+    sandbox_compute,
+)
 from services.executor.handlers import ExecuteHandler
-from services.executor.sandbox import DockerSandbox
-from shared.messages import ExecuteBatch
+from shared.messages import ComputeExpected, ExecuteBatch
 from shared.service import ServiceContext, serve
 from shared.settings import ExecutorSettings
 
 
 def main() -> None:
-    """Run the executor until SIGTERM: ``concurrency`` sandboxes at once, one or more
-    batches more in hand (see ExecutorSettings)."""
+    """Run the executor until SIGTERM: ``concurrency`` sandboxes at once (batches and
+    expected-outputs requests alike), one or more batches more in hand (see
+    ExecutorSettings)."""
     settings = ExecutorSettings()
     settings.broker.prefetch = settings.concurrency + settings.prefetch_extra
 
@@ -27,11 +33,12 @@ def main() -> None:
         sandbox = DockerSandbox(docker, settings.sandbox)
         removed = await sandbox.remove_stale_containers()
         ctx.log.info("sandbox.ready", image=settings.sandbox.image, stale_removed=removed)
+        slots = asyncio.Semaphore(settings.concurrency)
         handler = ExecuteHandler(
             ctx.sessions,
             ctx.broker,
             sandbox,
-            slots=asyncio.Semaphore(settings.concurrency),
+            slots=slots,
             tests=UnitTestCache(max_chars=settings.test_cache_mb << 20),
             instance=settings.instance,
         )
@@ -42,6 +49,13 @@ def main() -> None:
             prefetch=settings.broker.prefetch,
         )
         await ctx.broker.consume("execute", ExecuteBatch, handler)
+        expected = ExpectedHandler(
+            DatabaseExpectedStore(ctx.sessions),
+            sandbox_compute(docker, settings.sandbox),
+            slots,
+            instance=settings.instance,
+        )
+        await ctx.broker.consume("expected", ComputeExpected, expected)
 
     asyncio.run(serve("executor", settings, register))
 

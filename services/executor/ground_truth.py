@@ -4,33 +4,27 @@ Two kinds of labels (``shared/core/oracle.py``):
 
 * ``tests`` (HumanEval): an ``AssertJob`` whose setup is the solution and whose one
   check is the benchmark's ``test`` code and ``check(entry_point)`` (key ``g:<id>``);
-* ``outputs`` (evalplus): an ``AssertJob`` whose setup loads the comparison code
-  (``evalplus_check.py``) and whose two checks, base inputs (``gb:<id>``) then plus
-  inputs (``g:<id>``), each execute the solution afresh and compare its outputs with the
-  stored ones. Both checks always run. ``ground_truth.passed`` keeps the headline
-  base-and-plus verdict, ``base_passed`` the base inputs' alone and ``plus_passed`` the
-  plus inputs' alone (evalplus's ``plus_status``, by which CodeRM labels solutions).
+* ``outputs`` (evalplus): an ``EvalplusCheckJob`` whose two checks, base inputs
+  (``gb:<id>``) then plus inputs (``g:<id>``), each execute the solution afresh and
+  compare its outputs with the stored ones by the comparison code shipped with the
+  runner (``sandbox/coderm_runner/evalplus_check.py``). Both checks always run.
+  ``ground_truth.passed`` keeps the headline base-and-plus verdict, ``base_passed``
+  the base inputs' alone and ``plus_passed`` the plus inputs' alone (evalplus's
+  ``plus_status``, by which CodeRM labels solutions).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from services.executor.sandbox import AssertCheck, AssertJob, JobResult
+from sandbox.client import AssertCheck, AssertJob, EvalplusCheck, EvalplusCheckJob, JobResult
 from shared.core.oracle import Oracle, check_budget, input_limits
 from shared.core.profiles import ExecLimits
 from shared.enums import Outcome
 
-CHECK_SOURCE = Path(__file__).with_name("evalplus_check.py").read_text(encoding="utf-8")
 #: Seconds the runner's own limit of an outputs check adds to the check's budget, so that
 #: the check's in-process accounting decides and the runner's kill is only a backstop.
 RUNNER_MARGIN_S = 1.0
-_LOAD = (
-    "_coderm_gt = {'__name__': '_coderm_gt', "
-    "'__builtins__': dict(__import__('builtins').__dict__)}\n"
-    f"exec(compile({CHECK_SOURCE!r}, '<coderm-gt>', 'exec'), _coderm_gt)\n"
-)
 
 
 def label_key(solution_id: int) -> str:
@@ -57,17 +51,16 @@ class OutputsLabel:
     plus_spec: str
     time_limit_s: float
 
-    def job(self, solution_id: int, code: str, setup_time_limit_s: float) -> AssertJob:
+    def job(self, solution_id: int, code: str, setup_time_limit_s: float) -> EvalplusCheckJob:
         """The solution's ground-truth job: base check, then plus check, each run whatever
-        the other gave. The comparison code is loaded by the setup, so that a worker
-        started afresh after a check timed out has it too."""
-        call = f"_coderm_gt['check'](globals(), {code!r}, "
-        return AssertJob(
+        the other gave (the runner loads the comparison code in each worker it starts,
+        also in one started afresh after a check timed out)."""
+        return EvalplusCheckJob(
             key=f"gt:{solution_id}",
-            setup=_LOAD,
+            solution=code,
             checks=(
-                AssertCheck(base_key(solution_id), f"{call}{self.base_spec})\n"),
-                AssertCheck(label_key(solution_id), f"{call}{self.plus_spec})\n"),
+                EvalplusCheck(base_key(solution_id), self.base_spec),
+                EvalplusCheck(label_key(solution_id), self.plus_spec),
             ),
             time_limit_s=self.time_limit_s,
             setup_time_limit_s=setup_time_limit_s,
@@ -109,7 +102,7 @@ GroundTruthSource = str | OutputsLabel
 
 def ground_truth_job(
     source: GroundTruthSource, solution_id: int, code: str, limits: ExecLimits
-) -> AssertJob:
+) -> AssertJob | EvalplusCheckJob:
     """The ground-truth job of one solution."""
     if isinstance(source, OutputsLabel):
         return source.job(solution_id, code, limits.setup_time_limit_s)

@@ -9,18 +9,15 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sandbox.client import BatchResult, DockerSandbox, Job, SandboxError, run_with_retries
 from services.executor import store
 from services.executor.code_cache import UnitTestCache
-from services.executor.jobs import Job, plan_jobs, result_rows
-from services.executor.sandbox import DockerSandbox, JobResult, SandboxError
+from services.executor.jobs import plan_jobs, result_rows
 from shared.broker import Broker
 from shared.core.profiles import ExecLimits
-from shared.enums import Outcome
 from shared.messages import ExecuteBatch, ScoreProblem
 
 log = structlog.get_logger(__name__)
-
-SANDBOX_ATTEMPTS = 3
 
 
 @dataclass
@@ -57,14 +54,14 @@ class ExecuteHandler:
             ground_truth,
         )
         waited = 0.0
-        results: dict[str, JobResult] = {}
+        batch = BatchResult({})
         if plan.jobs:
             queued = time.perf_counter()
             async with self.slots:
                 waited = time.perf_counter() - queued
-                results = await self._run(plan.jobs, limits.packages)
+                batch = await self._run(plan.jobs, limits.packages)
         executions, labels = result_rows(
-            results, inputs.run.exec_profile, inputs.run.ground_truth_profile
+            batch.results, inputs.run.exec_profile, inputs.run.ground_truth_profile
         )
         seconds = time.perf_counter() - started - waited
         async with self.sessions.begin() as session:
@@ -84,29 +81,26 @@ class ExecuteHandler:
             cached=len(inputs.done_pairs),
             seconds=round(seconds, 3),
             waited=round(waited, 3),
+            sandbox=batch.timings.as_dict(),
         )
         await self.broker.publish(
             ScoreProblem(run_id=message.run_id, problem_id=message.problem_id)
         )
 
-    async def _run(self, jobs: list[Job], site_packages: bool) -> dict[str, JobResult]:
-        """Run the jobs (with the image's numpy and pandas importable or not); a broken
-        sandbox (not a failing candidate) is retried.
+    async def _run(self, jobs: list[Job], site_packages: bool) -> BatchResult:
+        """Run the jobs (with the image's numpy and pandas importable or not) by the
+        sandbox client's one retry policy (``sandbox.client.retry``: what it costs with
+        the broker's redeliveries is stated there).
 
-        After the last attempt a batch-level failure propagates (the message is retried
-        and eventually dead-lettered); job-level ``sandbox_error`` results are stored as
-        such, never as a pass.
+        When no run of the whole batch finished, the ``SandboxError`` propagates (the
+        message is retried and eventually dead-lettered); job-level ``sandbox_error``
+        results left are stored as such, never as a pass.
         """
-        for attempt in range(1, SANDBOX_ATTEMPTS + 1):
-            try:
-                results = await self.sandbox.run_batch(jobs, site_packages=site_packages)
-            except SandboxError:
-                log.warning("sandbox.failed", attempt=attempt, exc_info=True)
-                if attempt == SANDBOX_ATTEMPTS:
-                    raise
-                continue
-            broken = sum(r.outcome is Outcome.SANDBOX_ERROR for r in results.values())
-            if not broken or attempt == SANDBOX_ATTEMPTS:
-                return results
-            log.warning("sandbox.job_errors", attempt=attempt, jobs=broken)
-        raise AssertionError("unreachable")
+        try:
+            batch = await run_with_retries(self.sandbox, jobs, site_packages=site_packages)
+        except SandboxError as exc:
+            log.warning("sandbox.failed", timings=exc.timings.as_dict(), exc_info=True)
+            raise
+        for reason in batch.retried:
+            log.warning("sandbox.retried", reason=reason)
+        return batch

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sandbox.client import AssertCheck, AssertJob, Job, JobResult, pair_job
 from services.executor.ground_truth import GroundTruthSource, ground_truth_job, label_rows
 from services.executor.ground_truth import ground_truth_program as ground_truth_program
 from services.executor.ground_truth import label_key as label_key
-from services.executor.sandbox import AssertCheck, AssertJob, JobResult, UnittestJob, pair_job
 from services.executor.store import CodeItem
 from shared.core.profiles import ExecLimits
 from shared.enums import Outcome, TestStyle
-
-Job = UnittestJob | AssertJob
 
 
 @dataclass(frozen=True)

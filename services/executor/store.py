@@ -1,9 +1,10 @@
-"""The executor's database access: what a batch needs, what is cached, and the results."""
+"""The executor's database access: what a batch needs, what is cached, and the results;
+the canonical runs of evalplus problems and their expected outputs."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.executor.code_cache import UnitTestCache, cache_key
+from services.executor.expected_outputs import CanonicalRun
 from services.executor.ground_truth import GroundTruthSource, ground_truth_program, outputs_label
 from shared.core.oracle import GroundTruthKind, Oracle
 from shared.db.ground_truth import ground_truth_problem
@@ -26,6 +28,7 @@ from shared.db.models import (
 )
 from shared.db.queries import run_test_ids
 from shared.errors import UnknownReferenceError
+from shared.messages import EXPECTED_REQUESTED
 
 
 @dataclass(frozen=True)
@@ -183,3 +186,51 @@ async def mark_batch_done(
         )
         .values(executed=executed, seconds=seconds, done_at=datetime.now(UTC))
     )
+
+
+async def load_expected_requests(
+    session: AsyncSession, benchmark_id: int, problem_ids: Sequence[int]
+) -> dict[int, CanonicalRun]:
+    """The canonical runs (by problem id) of those of ``problem_ids`` whose expected
+    outputs are still to compute: none stored, and not given up on (never tried, or asked
+    for again with ``EXPECTED_REQUESTED``). Raises ``UnknownReferenceError`` unless every
+    id names an evalplus problem of ``benchmark_id``."""
+    rows = (
+        await session.execute(
+            select(
+                Problem.id,
+                Problem.task_id,
+                Problem.prompt,
+                Problem.canonical_solution,
+                Problem.entry_point,
+                Problem.oracle,
+            ).where(
+                Problem.id.in_(problem_ids),
+                Problem.benchmark_id == benchmark_id,
+                Problem.ground_truth == GroundTruthKind.OUTPUTS.value,
+                Problem.oracle.is_not(None),
+            )
+        )
+    ).all()
+    missing = set(problem_ids) - {row[0] for row in rows}
+    if missing:
+        raise UnknownReferenceError(
+            f"no evalplus problems {sorted(missing)[:10]} in benchmark {benchmark_id}"
+        )
+    runs: dict[int, CanonicalRun] = {}
+    for pid, task_id, prompt, canonical, entry, raw in rows:
+        oracle = Oracle.model_validate(raw)
+        if oracle.expected is None and oracle.unavailable in (None, EXPECTED_REQUESTED):
+            runs[pid] = CanonicalRun(task_id, prompt + canonical, entry, oracle)
+    return runs
+
+
+async def save_expected(session: AsyncSession, oracles: Mapping[int, Oracle]) -> None:
+    """Store problems' oracles with their expected outputs (or why there are none); a
+    problem whose expected outputs are stored already keeps them."""
+    for problem_id, oracle in oracles.items():
+        await session.execute(
+            update(Problem)
+            .where(Problem.id == problem_id, Problem.oracle.op("->>")("expected").is_(None))
+            .values(oracle=oracle.model_dump(mode="json"))
+        )

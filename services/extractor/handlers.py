@@ -29,7 +29,8 @@ from shared.core.extraction_ref import (
 from shared.db.models import Completion, Problem, RunProblem, Solution, UnitTest
 from shared.enums import CompletionFormat, ExtractionStatus, Role, TestStyle
 from shared.errors import UnknownReferenceError
-from shared.messages import ExecuteBatch, ExtractRequest, Message, ScoreProblem
+from shared.messages import ExtractRequest, Message
+from shared.runs.fanout import batch_requests
 
 log = structlog.get_logger(__name__)
 
@@ -142,14 +143,4 @@ class ExtractHandler:
         per_batch = solutions_per_batch(tests, self.pairs_per_batch, self.solutions_per_batch)
         batches = split_batches(solution_ids, per_batch)
         await store.plan_batches(session, row, batches, tests)
-        if not batches:
-            return [ScoreProblem(run_id=message.run_id, problem_id=message.problem_id)]
-        return [
-            ExecuteBatch(
-                run_id=message.run_id,
-                problem_id=message.problem_id,
-                batch_no=no,
-                solution_ids=batch,
-            )
-            for no, batch in enumerate(batches)
-        ]
+        return batch_requests(message.run_id, message.problem_id, list(enumerate(batches)))

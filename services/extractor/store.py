@@ -21,7 +21,7 @@ from shared.db.models import (
 )
 from shared.db.queries import lock_run_problem, run_solution_samples, run_test_ids
 from shared.enums import ProblemState, Role
-from shared.lifecycle import advance_problem
+from shared.runs.lifecycle import advance_problem
 
 
 async def upsert_code(
@@ -108,7 +108,7 @@ async def mark_extracted(
     """Flag one role of a run's problem as extracted, holding the row lock, and once both
     roles are in move the problem to extracted; return the row.
 
-    The move goes through :mod:`shared.lifecycle`, so a problem already scored stays
+    The move goes through :mod:`shared.runs.lifecycle`, so a problem already scored stays
     scored when an ``ExtractRequest`` of it is delivered again (see :func:`ready_to_plan`).
     """
     row = await lock_run_problem(session, run_id, problem_id)

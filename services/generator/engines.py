@@ -14,6 +14,7 @@ from services.generator.generating import GeneratingBackend
 from services.generator.openai_engine import OpenAIEngine
 from services.generator.pool import EngineFactory, EnginePool
 from services.generator.vllm_engine import VllmEngine, VllmOptions
+from shared.core.model_spec import ModelSpec
 from shared.db.models import Model
 from shared.enums import BackendName
 from shared.errors import UnknownReferenceError
@@ -40,7 +41,7 @@ def openai_factory(settings: OpenAISettings) -> EngineFactory:
             model.served_name,
             settings,
             api_key=api_key(settings, model.api_key_ref),
-            extra_body=model.config.get("extra_body") or {},
+            extra_body=ModelSpec.of_row(model).config.extra_body,
         )
 
     return make
@@ -54,7 +55,7 @@ async def make_vllm_engine(model: Model) -> Engine:
         checkpoint=model.checkpoint,
         dtype=model.dtype,
         max_model_len=model.max_model_len,
-        engine_args=model.config.get("engine_args") or {},
+        engine_args=ModelSpec.of_row(model).config.engine_args,
     )
     return await VllmEngine.start(options)
 

@@ -14,8 +14,8 @@ from shared.core.strategies import StrategyResult
 from shared.db.models import Run
 from shared.db.queries import lock_run_problem
 from shared.enums import ProblemState
-from shared.lifecycle import advance_problem, can_move_problem
 from shared.messages import ScoreProblem
+from shared.runs.lifecycle import advance_problem, can_move_problem
 
 log = structlog.get_logger(__name__)
 

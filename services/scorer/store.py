@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.core.run_profile import candidate_samples, run_profile
-from shared.core.strategies import Candidate, StrategyResult
-from shared.db.ground_truth import ground_truth_problem
+from shared.core.strategies import StrategyResult
+from shared.db.matrices import StoredMatrix, load_matrices, missing_verdicts
 from shared.db.models import (
-    Execution,
     ExecutionBatch,
-    GroundTruth,
     Problem,
     Run,
     RunMetric,
     RunProblem,
     Selection,
 )
-from shared.db.queries import run_solution_samples, run_test_ids
 from shared.enums import ProblemState, RunState
 from shared.errors import UnknownReferenceError
-from shared.lifecycle import advance_run, can_move_run, lock_run
-
-
-@dataclass(frozen=True)
-class Matrix:
-    """A problem's candidates in sample order and its test weights, when complete."""
-
-    candidates: list[Candidate]
-    test_weights: dict[int, int]
-    labelled: bool = True
+from shared.runs.lifecycle import advance_run, can_move_run, lock_run
 
 
 async def batches_pending(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> bool:
@@ -53,57 +38,21 @@ async def batches_pending(session: AsyncSession, run_id: uuid.UUID, problem_id: 
     return bool(pending)
 
 
-async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> Matrix | None:
-    """The complete matrix of a run's problem, or ``None`` while results are missing.
+async def load_matrix(session: AsyncSession, run: Run, problem_id: int) -> StoredMatrix | None:
+    """The complete matrix of a run's problem (:mod:`shared.db.matrices`, the loader the
+    reports use too), or ``None`` while verdicts or labels are missing.
 
     A problem without ground truth (no hidden tests) waits for no labels: its candidates
     are all ``correct=False``, ``labelled`` is False, and no correctness figure may be
-    reported for it. The run's profile (:mod:`shared.core.run_profile`) decides which samples
-    are candidates and which stored verdict labels them.
+    reported for it.
     """
     problem = await session.get(Problem, problem_id)
     if problem is None:
         raise UnknownReferenceError(f"problem {problem_id} not found")
-    labelled = await ground_truth_problem(session, run, problem) is not None
-    profile = run_profile(run.config)
-    samples = candidate_samples(
-        list(await session.scalars(run_solution_samples(run.id, problem_id))), profile
-    )
-    weights = Counter(await session.scalars(run_test_ids(run.id, problem_id)))
-    solution_ids = {sid for sid in samples if sid is not None}
-    passed: dict[int, set[int]] = {sid: set() for sid in solution_ids}
-    executed = 0
-    if weights and solution_ids:
-        rows = await session.execute(
-            select(Execution.solution_id, Execution.unit_test_id, Execution.passed).where(
-                Execution.solution_id.in_(solution_ids),
-                Execution.unit_test_id.in_(weights.keys()),
-                Execution.profile == run.exec_profile,
-            )
-        )
-        for sid, tid, ok in rows:
-            executed += 1
-            if ok:
-                passed[sid].add(tid)
-    label_rows = await session.execute(
-        select(GroundTruth.solution_id, GroundTruth.passed, GroundTruth.plus_passed).where(
-            GroundTruth.solution_id.in_(solution_ids),
-            GroundTruth.profile == run.ground_truth_profile,
-        )
-    )
-    labels = {sid: profile.label(ok, plus_ok) for sid, ok, plus_ok in label_rows}
-    wanted = len(solution_ids) if labelled else 0
-    if executed < len(solution_ids) * len(weights) or len(labels) < wanted:
+    (matrix,) = await load_matrices(session, run, [problem])
+    if matrix.missing_labels or await missing_verdicts(session, run, matrix):
         return None
-    candidates = [
-        Candidate(
-            solution_id=sid,
-            passed=frozenset(passed[sid]) if sid is not None else frozenset(),
-            correct=bool(labels.get(sid, False)) if sid is not None else False,
-        )
-        for sid in samples
-    ]
-    return Matrix(candidates, dict(weights), labelled)
+    return matrix
 
 
 async def save_selections(

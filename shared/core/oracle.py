@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.profiles import SANDBOX_VERSION
 
-#: Version of the output-comparison rules (``services/executor/evalplus_check.py``): bump
+#: Version of the output-comparison rules (``sandbox/coderm_runner/evalplus_check.py``): bump
 #: it when a verdict could change, and labels of the old rules stop being reused.
 ORACLE_VERSION = "1"
 
@@ -50,7 +50,7 @@ class Expected(BaseModel):
     """The canonical solution's outputs (``repr`` text of a list) and per-input times.
 
     An output too large to ship with every check is ``None`` in the list and its digest
-    (``services/executor/evalplus_check.py``) is under its index in ``*_digests``.
+    (``sandbox/coderm_runner/evalplus_check.py``) is under its index in ``*_digests``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

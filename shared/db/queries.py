@@ -17,7 +17,7 @@ from shared.db.models import (
 )
 from shared.enums import Role
 from shared.errors import UnknownReferenceError
-from shared.lifecycle import fail_run
+from shared.runs.lifecycle import fail_run
 
 
 async def lock_run_problem(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> RunProblem:
@@ -72,7 +72,7 @@ async def note_dead_letter_on_run(
 ) -> None:
     """Fail the run a dead-lettered message names (when its body names one), with the
     reason in ``runs.error``, so that ``coderm run``/``status`` stop and say why the run
-    cannot finish by itself; a finished run stays finished (see :mod:`shared.lifecycle`)."""
+    cannot finish by itself; a finished run stays finished (see :mod:`shared.runs.lifecycle`)."""
     try:
         run_id = uuid.UUID(str(json.loads(body)["run_id"]))
     except (ValueError, KeyError, TypeError):

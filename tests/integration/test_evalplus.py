@@ -1,8 +1,11 @@
-"""evalplus ground truth through the real stack: import, expected outputs computed in the
-sandbox, base and plus verdicts, checked against evalplus's own -OriginFmt tests."""
+"""evalplus ground truth through the real stack: import, expected outputs computed by the
+executor in its sandbox (the CLI has no Docker), base and plus verdicts, checked against
+evalplus's own -OriginFmt tests."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import gzip
 import json
 import math
@@ -16,10 +19,25 @@ from typing import Any
 
 import pytest
 
-from services.executor.evalplus_check import outputs_match
+from sandbox.coderm_runner.evalplus_check import outputs_match
 from shared.core.oracle import Oracle, outputs_profile
 from shared.core.pyliteral import decode
-from tests.stack import ROOT, Services, Stack, cli, query, submit, wait_run_finished
+from shared.messages import ComputeExpected
+from tests.stack import (
+    ROOT,
+    Services,
+    Stack,
+    cli,
+    dead_reason,
+    delete_topology,
+    publish_raw,
+    query,
+    queue_depth,
+    submit,
+    take_dead,
+    wait_for,
+    wait_run_finished,
+)
 from tests.unit.test_benchmarks import origin_literal
 
 pytestmark = pytest.mark.integration
@@ -44,16 +62,39 @@ def _key(task_id: str) -> str:
     return task_id.replace("Mbpp/", "")
 
 
+NO_DOCKER = {
+    "DOCKER_HOST": "unix:///nonexistent",
+    "CODERM_SANDBOX__DOCKER_URL": "unix:///nonexistent",
+}
+
+
+def cli_without_docker(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``coderm`` command, as :func:`tests.stack.cli` runs it, with no Docker
+    engine reachable: the expected outputs must come from the executor."""
+    return subprocess.run(
+        [sys.executable, "-c", "from services.cli.app import main; main()", *args],
+        cwd=ROOT,
+        env=stack.env(COLUMNS="200", **NO_DOCKER),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
-def evalplus_imported(stack: Stack) -> Iterator[dict[str, str]]:
-    """HumanEval+, MBPP+ (slices) and LiveCodeBench imported with CodeRM's prompts."""
+def evalplus_imported(stack: Stack, services: Services) -> Iterator[dict[str, str]]:
+    """HumanEval+, MBPP+ (slices) and LiveCodeBench imported with CodeRM's prompts, by a
+    CLI without Docker (the running executor computes the expected outputs)."""
     outputs = {}
     for name, args in (
         ("humaneval+", ("--file", str(EVALPLUS / "HumanEvalPlus.jsonl.gz"))),
         ("mbpp+", ("--file", str(EVALPLUS / "MbppPlus.jsonl.gz"))),
         ("livecodebench", ()),
     ):
-        result = cli(stack, "import-benchmark", name, *args, "--coderm-prompts", str(PROMPTS))
+        result = cli_without_docker(
+            stack, "import-benchmark", name, *args, "--coderm-prompts", str(PROMPTS)
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         outputs[name] = result.stdout
     yield outputs
@@ -89,7 +130,7 @@ def test_import_stores_prompts_and_expected_outputs_equal_to_evalplus(
     assert computed + already == 4, "other modules of the session may have imported it first"
     assert "expected outputs: 5 computed" in evalplus_imported["mbpp+"]
     assert "3 problems have no hidden tests" in evalplus_imported["livecodebench"]
-    again = cli(
+    again = cli_without_docker(
         stack, "import-benchmark", "humaneval+", "--file", str(EVALPLUS / "HumanEvalPlus.jsonl.gz")
     )
     assert again.returncode == 0, again.stdout + again.stderr
@@ -122,6 +163,76 @@ def test_import_stores_prompts_and_expected_outputs_equal_to_evalplus(
            AND p.solution_messages IS NOT NULL AND p.test_messages IS NOT NULL""",
     )
     assert messages[0]["n"] == 4 + 5 + 3
+
+
+@pytest.fixture
+def unserved(stack: Stack) -> Iterator[Stack]:
+    """The session's database with a queue prefix no service consumes (yet); its topology
+    is deleted afterwards."""
+    slice_ = dataclasses.replace(stack, queue_prefix=f"{stack.queue_prefix}-unserved")
+    try:
+        yield slice_
+    finally:
+        asyncio.run(delete_topology(slice_))
+
+
+def test_import_without_an_executor_says_so_and_loses_nothing(unserved: Stack) -> None:
+    """No executor consumes the requests: the import says so in one line and exits
+    non-zero, and the requests stay queued. An import waiting when an executor starts
+    gets every outcome; a problem whose canonical solution failed before is asked for
+    again by the next import."""
+    file = str(EVALPLUS / "HumanEvalPlus.jsonl.gz")
+    args = ("import-benchmark", "he+queued", "--format", "humaneval+", "--file", file)
+    waited = cli_without_docker(unserved, *args, "--executor-wait", "1")
+    assert waited.returncode != 0, waited.stdout + waited.stderr
+    said = " ".join(waited.stdout.split())
+    assert f"no executor consumed {unserved.queue_prefix}.expected" in said, said
+    assert "4 of 4 problems wait for one; their requests stay queued (1 in" in said, said
+    assert queue_depth(unserved, "expected") == 1  # four problems, one request
+
+    waiting = subprocess.Popen(
+        [sys.executable, "-c", "from services.cli.app import main; main()", *args],
+        cwd=ROOT,
+        env=unserved.env(COLUMNS="200", **NO_DOCKER),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    executor = Services(unserved)
+    try:
+        wait_for(lambda: queue_depth(unserved, "expected") == 2, 60, "the second request")
+        executor.start("executor-unserved", "executor")
+        output, _ = waiting.communicate(timeout=600)
+        assert waiting.returncode == 0, output
+        assert "expected outputs: 4 computed, 0 already stored" in output, output
+        query(
+            unserved,
+            """UPDATE problems SET oracle = oracle - 'expected' || '{"unavailable": "old"}'
+               WHERE task_id = 'HumanEval/0' AND benchmark_id =
+               (SELECT id FROM benchmarks WHERE name = 'he+queued')""",
+        )
+        again = cli_without_docker(unserved, *args)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "expected outputs: 1 computed, 3 already stored" in again.stdout, again.stdout
+    finally:
+        waiting.kill()
+        waiting.wait()
+        executor.stop_all()
+    oracles = _oracles(unserved, "he+queued")
+    assert all(o.expected is not None and o.unavailable is None for _, o in oracles.values())
+
+
+@pytest.mark.usefixtures("services")
+def test_malformed_or_unknown_expected_requests_are_dead_lettered(stack: Stack) -> None:
+    """A body that is no ``ComputeExpected``, and one naming problems that are not
+    evalplus problems of its benchmark, go to the dead-letter queue with the reason."""
+    asyncio.run(publish_raw(stack, "expected", b'{"benchmark_id": 1}'))
+    dead = asyncio.run(take_dead(stack, "expected", 1))
+    assert dead_reason(dead[0]).startswith("invalid message"), dead_reason(dead[0])
+    unknown = ComputeExpected(benchmark_id=10**6, problem_ids=[10**6])
+    asyncio.run(publish_raw(stack, "expected", unknown.to_body()))
+    dead = asyncio.run(take_dead(stack, "expected", 1))
+    assert dead_reason(dead[0]).startswith("UnknownReferenceError"), dead_reason(dead[0])
 
 
 def _chat(code: str) -> str:

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from shared.db.models import Run
 from shared.db.session import make_engine, make_sessionmaker
 from shared.enums import Role, RunState
-from shared.lifecycle import resume_run
 from shared.messages import ExecuteBatch, ExtractRequest
+from shared.runs.lifecycle import resume_run
 from shared.settings import DatabaseSettings
 from tests.stack import (
     ROOT,

@@ -29,6 +29,7 @@ from tests.stack import (
     Stack,
     consumer_count,
     dead_letters,
+    delete_topology,
     query,
     submit,
     wait_for,
@@ -93,16 +94,6 @@ async def _publish(topology: Topology, bodies: list[bytes]) -> None:
             )
 
 
-async def _delete_topology(topology: Topology) -> None:
-    connection = await aio_pika.connect_robust(BROKER_URL)
-    async with connection:
-        channel = await connection.channel()
-        for name in topology.queues():
-            await channel.queue_delete(name)
-        for name in topology.exchanges():
-            await channel.exchange_delete(name)
-
-
 @pytest.fixture
 def private(stack: Stack) -> Iterator[Stack]:
     """The session's database with a queue prefix of its own; its topology is deleted
@@ -111,7 +102,7 @@ def private(stack: Stack) -> Iterator[Stack]:
     try:
         yield slice_
     finally:
-        asyncio.run(_delete_topology(Topology(slice_.queue_prefix)))
+        asyncio.run(delete_topology(slice_))
 
 
 def _events(stack: Stack, log_name: str, event: str) -> list[dict[str, object]]:

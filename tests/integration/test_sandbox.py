@@ -11,22 +11,28 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiodocker
 import pytest
 import pytest_asyncio
 
-from services.executor import sandbox as sandbox_module
-from services.executor.sandbox import (
-    LABEL,
+from sandbox.client import (
     AssertCheck,
     AssertJob,
     DockerSandbox,
+    Job,
     JobResult,
     SandboxError,
     UnittestJob,
     pair_job,
 )
+from sandbox.client import container as sandbox_module
+from sandbox.client.container import LABEL
+from services.executor.expected_outputs import CanonicalRun, compute_expected, parse_results
+from services.executor.ground_truth import outputs_label
+from shared.core.oracle import Expected, Oracle
+from shared.core.pyliteral import encode
 from shared.enums import Outcome
 from shared.settings import ExecutorSettings
 
@@ -252,9 +258,10 @@ async def test_unittest_verdicts_and_containment(
     )
 
     t0 = time.monotonic()
-    results = await sandbox.run_batch(jobs)
+    batch = await sandbox.run_batch(jobs)
+    results = batch.results
     elapsed = time.monotonic() - t0
-    print(f"\n{len(jobs)} unittest jobs in {elapsed:.2f} s; phases {sandbox.last_timings}")
+    print(f"\n{len(jobs)} unittest jobs in {elapsed:.2f} s; phases {batch.timings.as_dict()}")
     print(summary(results))
 
     assert set(results) == {j.key for j in jobs}
@@ -313,15 +320,16 @@ async def test_sleeping_pairs_do_not_hold_the_cpu(docker: aiodocker.Docker) -> N
     jobs = [pair(f"sleeper{i}", sleeper + f"# {i}\n", limit=30) for i in range(4)]
     jobs.append(pair("worker", worker, limit=30))
     busy = DockerSandbox(docker, SETTINGS, parallel=6, labels=OURS)
-    results = await busy.run_batch(jobs)
+    results = (await busy.run_batch(jobs)).results
     assert all(r.outcome == Outcome.PASS for r in results.values()), summary(results)
 
 
 async def test_timeout_counts_module_time(sandbox: DockerSandbox) -> None:
     slow = "import time\ntime.sleep(0.6)\n" + GOOD
-    results = await sandbox.run_batch(
+    batch = await sandbox.run_batch(
         [pair("slow_ok", slow, limit=1.0), pair("slow_too_slow", slow, limit=0.3)]
     )
+    results = batch.results
     assert results["slow_ok"].outcome == Outcome.PASS
     assert results["slow_too_slow"].outcome == Outcome.TIMEOUT
 
@@ -335,7 +343,8 @@ async def test_pairs_next_to_a_fork_bomb_get_their_own_verdicts(
     alone and gets its own verdict (pass); the bomb times out."""
     forker = "import subprocess, time\ntime.sleep(0.3)\nsubprocess.run(['true'], check=True)\n"
     jobs = [pair("bomb", HOSTILE["fork_bomb"], mode=mode), pair("forker", forker + GOOD, mode=mode)]
-    results = await DockerSandbox(docker, SETTINGS, parallel=2, labels=OURS).run_batch(jobs)
+    busy = DockerSandbox(docker, SETTINGS, parallel=2, labels=OURS)
+    results = (await busy.run_batch(jobs)).results
     assert results["forker"].outcome == Outcome.PASS, summary(results)
     assert results["bomb"].outcome == Outcome.TIMEOUT, summary(results)
     assert await our_containers(docker) == []
@@ -397,7 +406,7 @@ async def test_pairs_see_numpy_and_pandas(sandbox: DockerSandbox, mode: Mode) ->
         pair("numpy_and_pandas", NUMPY_SOLUTION + PANDAS_SOLUTION, NUMPY_TEST, mode=mode),
         pair("ctypes_read", CTYPES_READ, mode=mode),
     ]
-    results = await sandbox.run_batch(jobs)
+    results = (await sandbox.run_batch(jobs)).results
     print(summary(results))
     assert {k: r.outcome for k, r in results.items()} == {
         "numpy": Outcome.PASS,
@@ -424,11 +433,11 @@ async def test_a_standard_library_batch_cannot_import_numpy(sandbox: DockerSandb
             setup_time_limit_s=3.0,
         ),
     ]
-    stdlib = await sandbox.run_batch(jobs, site_packages=False)
+    stdlib = (await sandbox.run_batch(jobs, site_packages=False)).results
     assert stdlib["numpy"].outcome is Outcome.ERROR, summary(stdlib)
     assert "No module named 'numpy'" in (stdlib["numpy"].detail or "")
     assert stdlib["pandas_check"].outcome is Outcome.ERROR, summary(stdlib)
-    both = await sandbox.run_batch(jobs)
+    both = (await sandbox.run_batch(jobs)).results
     assert {k: r.outcome for k, r in both.items()} == {
         "numpy": Outcome.PASS,
         "pandas_check": Outcome.PASS,
@@ -486,8 +495,9 @@ async def test_assert_jobs(sandbox: DockerSandbox, docker: aiodocker.Docker) -> 
         ),
     ]
     t0 = time.monotonic()
-    results = await sandbox.run_batch(jobs)
-    print(f"\nassert jobs in {time.monotonic() - t0:.2f} s; phases {sandbox.last_timings}")
+    batch = await sandbox.run_batch(jobs)
+    results = batch.results
+    print(f"\nassert jobs in {time.monotonic() - t0:.2f} s; phases {batch.timings.as_dict()}")
     print(summary(results))
 
     expected = {
@@ -551,9 +561,65 @@ async def test_broken_image_is_a_sandbox_error(docker: aiodocker.Docker, image: 
     base = (await docker.images.inspect(image))["Config"]["Labels"]["coderm.base.id"]
     settings = SETTINGS.model_copy(update={"image": base})
     sandbox = DockerSandbox(docker, settings, labels=OURS)
-    with pytest.raises(SandboxError):  # no runner in the base image: runner exits non-zero
+    with pytest.raises(SandboxError) as raised:  # no runner in the base image: exits non-zero
         await sandbox.run_batch([pair("x", GOOD)])
+    assert raised.value.timings.containers == 1  # the failed run's cost comes with the error
     assert await our_containers(docker) == []
+
+
+def _oracle(inputs: list[Any], plus_inputs: list[Any], **expected: Any) -> Oracle:
+    return Oracle(
+        dataset="humaneval",
+        atol=0.0,
+        base_input=encode(inputs),
+        plus_input=encode(plus_inputs),
+        base_count=len(inputs),
+        plus_count=len(plus_inputs),
+        expected=Expected(**expected) if expected else None,
+    )
+
+
+async def test_evalplus_jobs_run_by_the_image_s_own_code(sandbox: DockerSandbox) -> None:
+    """Ground-truth checks and expected outputs go through the same framing as pairs,
+    run by the modules shipped in the image; canonical solutions see the standard
+    library only, and the run's timings come back with its results."""
+    double = "def f(x):\n    return 2 * x\n"
+    oracle = _oracle([[1], [2]], [[3]], base="[2, 4]", plus="[6]", base_ms=[1, 1], plus_ms=[1])
+    label = outputs_label("f", oracle)
+    canonical = [
+        CanonicalRun("T/ok", double, "f", _oracle([[1], [2]], [[3]])),
+        CanonicalRun("T/numpy", "import numpy\n" + double, "f", _oracle([[1]], [[2]])),
+    ]
+    jobs: list[Job] = [
+        pair("pair", GOOD),
+        label.job(1, double, 3.0),
+        label.job(2, "def f(x):\n    return x\n", 3.0),
+        *(run.job(60.0) for run in canonical),
+    ]
+    batch = await sandbox.run_batch(jobs)
+    results = batch.results
+    assert {k: r.outcome for k, r in results.items()} == {
+        "pair": Outcome.PASS,
+        "gb:1": Outcome.PASS,
+        "g:1": Outcome.PASS,
+        "gb:2": Outcome.FAIL,
+        "g:2": Outcome.FAIL,
+        "T/ok": Outcome.PASS,
+        "T/numpy": Outcome.ERROR,
+    }, summary(results)
+    assert batch.timings.containers == 1
+    expected = parse_results(results, canonical)
+    ok = expected["T/ok"]
+    assert isinstance(ok, Expected) and (ok.base, ok.plus) == ("[2, 4]", "[6]")
+    assert "No module named 'numpy'" in str(expected["T/numpy"])
+
+
+async def test_compute_expected_through_the_client(docker: aiodocker.Docker) -> None:
+    runs = [CanonicalRun("T/1", "def f(x):\n    return [x] * x\n", "f", _oracle([[1]], [[2]]))]
+    settings = SETTINGS.model_copy(update={"container_timeout_s": 60.0})
+    results = await compute_expected(docker, settings, runs, per_problem_s=30.0)
+    got = results["T/1"]
+    assert isinstance(got, Expected) and (got.base, got.plus) == ("[[1]]", "[[2, 2]]")
 
 
 async def test_remove_stale_containers(sandbox: DockerSandbox, docker: aiodocker.Docker) -> None:

@@ -8,15 +8,18 @@ from typing import Any
 
 import pytest
 
-from services.executor import evalplus_check as rules
-from services.executor.evalplus_expected import _shipped
-from services.executor.expected_outputs import CanonicalRun, ExpectedOutputsError, parse_results
+from sandbox.client.framing import decode_batch, encode_batch
+from sandbox.client.results import JobResult
+from sandbox.coderm_runner import evalplus_check as rules
+from sandbox.coderm_runner.evalplus_expected import _shipped
+from sandbox.coderm_runner.evalplus_jobs import as_asserts
+from services.executor.expected_outputs import CanonicalRun, parse_results
 from services.executor.ground_truth import label_rows, outputs_label
-from services.executor.sandbox import JobResult
-from shared.core.oracle import Expected, Oracle, check_budget, input_limits, outputs_profile
+from shared.core.oracle import Expected, check_budget, input_limits, outputs_profile
 from shared.core.profiles import SANDBOX_VERSION
 from shared.core.pyliteral import LiteralError, decode, encode
 from shared.enums import Outcome
+from tests.samples import doubling_oracle
 
 INF, NAN = math.inf, math.nan
 
@@ -238,18 +241,6 @@ def test_check_compares_digested_outputs() -> None:
 # ------------------------------------------------------------------ jobs and rows
 
 
-def _oracle(**expected: Any) -> Oracle:
-    return Oracle(
-        dataset="humaneval",
-        atol=0.0,
-        base_input=encode([[1], [2]]),
-        plus_input=encode([[3]]),
-        base_count=2,
-        plus_count=1,
-        expected=Expected(base="[2, 4]", plus="[6]", **expected) if expected else None,
-    )
-
-
 def test_time_limits_follow_evalplus_defaults() -> None:
     assert input_limits([100.0, 400.0, 3000.0]) == [1.0, 1.6, 12.0]
     assert check_budget([1.0, 1.6]) == pytest.approx(4.6)  # sum + 2 s
@@ -261,17 +252,20 @@ def test_time_limits_follow_evalplus_defaults() -> None:
 
 
 def test_outputs_job_has_a_base_and_a_plus_check() -> None:
-    label = outputs_label("f", _oracle(base_ms=[100.0, 400.0], plus_ms=[10.0]))
+    label = outputs_label("f", doubling_oracle(base_ms=[100.0, 400.0], plus_ms=[10.0]))
     assert label.time_limit_s == pytest.approx(4.6 + 1.0)
     job = label.job(7, "def f(x):\n    return 2 * x\n", 3.0)
     assert [c.key for c in job.checks] == ["gb:7", "g:7"]
+    wire = decode_batch(encode_batch([job]))
+    asserts = as_asserts(wire["jobs"][0], wire["texts"])  # what the runner makes of it
+    assert [c["key"] for c in asserts["checks"]] == ["gb:7", "g:7"]
     scope: dict[str, Any] = {"__name__": "__coderm_pair__", "__builtins__": __builtins__}
-    exec(compile(job.setup, "<setup>", "exec"), scope)
-    for check in job.checks:
-        exec(compile(check.code, "<check>", "exec"), scope)  # both pass
+    exec(compile(asserts["setup"], "<setup>", "exec"), scope)
+    for check in asserts["checks"]:
+        exec(compile(check["code"], "<check>", "exec"), scope)  # both pass
     assert scope[rules.BASE_FLAG] is True
     with pytest.raises(ValueError, match="never computed"):
-        outputs_label("f", _oracle())
+        outputs_label("f", doubling_oracle())
 
 
 def _result(key: str, outcome: Outcome, ms: float = 1.0, detail: str | None = None) -> JobResult:
@@ -305,22 +299,25 @@ def test_label_rows_keep_base_plus_and_headline_verdicts() -> None:
 
 
 def _run(task_id: str = "T/1") -> CanonicalRun:
-    return CanonicalRun(task_id, "def f(x):\n    return 2 * x\n", "f", _oracle())
+    return CanonicalRun(task_id, "def f(x):\n    return 2 * x\n", "f", doubling_oracle())
+
+
+def _value(**fields: Any) -> JobResult:
+    return JobResult("T/1", Outcome.PASS, None, None, None, None, {"task_id": "T/1", **fields})
 
 
 def test_parse_results_validates_counts_and_keeps_reasons() -> None:
-    good = b'{"task_id": "T/1", "base": "[2, 4]", "plus": "[6]", "base_ms": [1, 2], "plus_ms": [1]}'
-    done = b'{"done": true}'
-    results = parse_results(good + b"\n" + done + b"\n", [_run()])
+    good = _value(base="[2, 4]", plus="[6]", base_ms=[1, 2], plus_ms=[1])
+    results = parse_results({"T/1": good}, [_run()])
     assert isinstance(results["T/1"], Expected)
-    short = good.replace(b'"[2, 4]"', b'"[2]"')
-    assert "counts" in str(parse_results(short + b"\n" + done, [_run()])["T/1"])
-    failed = b'{"task_id": "T/1", "error": "MemoryError: "}\n' + done
-    assert parse_results(failed, [_run()]) == {"T/1": "MemoryError: "}
-    assert parse_results(done, [_run()]) == {"T/1": "no result from the sandbox"}
-    with pytest.raises(ExpectedOutputsError, match="end marker"):
-        parse_results(good, [_run()])
-    with pytest.raises(ExpectedOutputsError, match="not an object"):
-        parse_results(b'"T/1"\n' + done, [_run()])
-    with pytest.raises(ExpectedOutputsError, match="unparsable"):
-        parse_results(b"{oops\n" + done, [_run()])
+    short = _value(base="[2]", plus="[6]", base_ms=[1, 2], plus_ms=[1])
+    assert "counts" in str(parse_results({"T/1": short}, [_run()])["T/1"])
+    failed = JobResult(
+        "T/1", Outcome.ERROR, None, None, None, "MemoryError:", {"error": "MemoryError: "}
+    )
+    assert parse_results({"T/1": failed}, [_run()]) == {"T/1": "MemoryError: "}
+    assert parse_results({}, [_run()]) == {"T/1": "no result from the sandbox"}
+    broken = JobResult("T/1", Outcome.SANDBOX_ERROR, None, None, None, "runner: OSError")
+    assert parse_results({"T/1": broken}, [_run()]) == {"T/1": "runner: OSError"}
+    unreadable = _value(base="[2, 4", plus="[6]", base_ms=[1, 2], plus_ms=[1])
+    assert "unreadable" in str(parse_results({"T/1": unreadable}, [_run()])["T/1"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.client import JobResult
 from services.cli.exec_pairs import (
     ExecOptions,
     PairLine,
@@ -16,7 +17,6 @@ from services.cli.exec_pairs import (
     result_lines,
     solution_splits,
 )
-from services.executor.sandbox import JobResult
 from shared.enums import Outcome
 
 SOLUTIONS = {

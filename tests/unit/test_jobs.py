@@ -7,19 +7,11 @@ import zlib
 
 import pytest
 
+from sandbox.client.container import worst_case_seconds
+from sandbox.client.framing import GRACE_S, HEADER, MAGIC, REFERENCE_GLOBALS, encode_batch
+from sandbox.client.jobs import AssertCheck, AssertJob, UnittestJob
+from sandbox.client.results import JobResult
 from services.executor.jobs import ground_truth_program, plan_jobs, result_rows
-from services.executor.sandbox import (
-    _HEADER,
-    _MAGIC,
-    GRACE_S,
-    REFERENCE_GLOBALS,
-    AssertCheck,
-    AssertJob,
-    JobResult,
-    UnittestJob,
-    encode_batch,
-    worst_case_seconds,
-)
 from services.executor.store import CodeItem
 from shared.core.profiles import ExecLimits
 from shared.enums import Outcome
@@ -60,7 +52,7 @@ def test_unittest_jobs_carry_the_runs_globals_mode(reference: bool) -> None:
     )
     plan = plan_jobs(limits, SOLUTIONS[:1], TESTS, set(), {1}, "check")
     assert [j.reference_globals for j in plan.jobs if isinstance(j, UnittestJob)] == [reference] * 2
-    wire = json.loads(zlib.decompress(encode_batch(plan.jobs)[len(_MAGIC) + _HEADER.size :]))
+    wire = json.loads(zlib.decompress(encode_batch(plan.jobs)[len(MAGIC) + HEADER.size :]))
     expected = [REFERENCE_GLOBALS] * 2 if reference else [None, None]
     assert [job.get("globals") for job in wire["jobs"]] == expected
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.executor.json_lines import read_json_lines
+from sandbox.client.framing import read_json_lines
 
 
 def test_records_in_order_blank_lines_skipped_marker_noted() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from shared.db.models import Run, RunProblem
 from shared.enums import ProblemState, RunState
-from shared.lifecycle import (
+from shared.runs.lifecycle import (
     advance_problem,
     advance_run,
     can_move_problem,

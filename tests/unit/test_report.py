@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import io
 import json
 import re
 import struct
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
+from rich.console import Console
 
-from services.cli.blocks import Table, to_markdown
-from services.cli.report import Report, document, make_report, to_json, write_report
+from services.cli.blocks import TERMINAL_ROWS, Table, to_markdown
+from services.cli.render import (
+    CONTINUED,
+    ColumnSize,
+    fit_widths,
+    fitted_tables,
+    label_columns,
+    table_width,
+)
+from services.cli.report import (
+    Report,
+    ReportFormat,
+    document,
+    emit_report,
+    make_report,
+    to_json,
+    write_report,
+)
 from services.cli.report_data import RunData, RunInfo
-from shared.core.analysis import RunAnalysis, analyse_run, check_stored
+from shared.core.analysis import STRATEGY_LABELS, RunAnalysis, analyse_run, check_stored
 from shared.core.analysis_types import ProblemMatrix
 from shared.core.coderm_reference import ReferenceParams
 from shared.core.strategies import Candidate
@@ -247,3 +267,90 @@ def test_report_reference_parameters_are_labelled_and_used(tmp_path: Path) -> No
     assert "(sol_num=2, ut_num=1, sample_num=7, seed=3)" in text
     assert "bootstrap estimate" in text
     assert make_report(_data(), curves=False, reference=None).analysis.coderm_reference is None
+
+
+# ------------------------------------------------------------------ the terminal at 80 columns
+
+
+def _wide_problems() -> list[ProblemMatrix]:
+    """Four problems of 100 solution samples (20 distinct codes, one sample a problem
+    without code) and 250 test samples: every strategy, ten test sizes (1 to 500),
+    seven solution sizes (1 to 100), and picks that go wrong with correct samples."""
+    problems = []
+    for p in range(4):
+        codes = []
+        for code in range(20):
+            correct = code % (p + 2) == 0
+            passed = {t for t in range(250) if (t + code) % (3 if correct else 4 + p) == 0}
+            codes.append(_c(100 * p + code, passed, correct))
+        samples = (*(codes[(7 * s) % 20] for s in range(99)), _c(None, set(), False))
+        problems.append(
+            ProblemMatrix(
+                p + 1, f"LiveCodeBench/abc30{p}_a", samples, {t: 1 for t in range(250)}, 250
+            )
+        )
+    return problems
+
+
+@pytest.fixture(scope="module")
+def wide_report() -> Report:
+    problems = tuple(_wide_problems())
+    info = dataclasses.replace(_info(), n_solutions=100, n_tests=250, problems=4, problems_scored=4)
+    return make_report(RunData(info, problems, problems, (), {}), curve_draws=2)
+
+
+def _terminal_text(report: Report, width: int, out: Path) -> str:
+    console = Console(width=width, record=True, file=io.StringIO())
+    assert emit_report(console, report, ReportFormat.TABLE, out) == 0
+    return console.export_text()
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_terminal_report_fits_the_width_and_cuts_no_cell(
+    wide_report: Report, width: int, tmp_path: Path
+) -> None:
+    """Every line fits; no cell is cut ("…"), every word of every shown header and cell
+    is printed whole; the wide scaling tables are split, each part keeping the labels."""
+    text = _terminal_text(wide_report, width, tmp_path)
+    assert "…" not in text
+    assert all(cell_len(line) <= width for line in text.splitlines())
+    printed = set(text.split())
+    tables = [b for b in document(wide_report) if isinstance(b, Table)]
+    for table in tables:
+        for cell in (*table.headers, *(c for row in table.rows[:TERMINAL_ROWS] for c in row)):
+            assert set(cell.split()) <= printed, cell
+    curve = next(t for t in tables if t.headers[1] == "t=1")
+    assert curve.headers[-1] == "t=500" and len(curve.rows) == len(STRATEGY_LABELS)
+    assert CONTINUED in text
+    assert "calculate_result.py figure" in text and "profile strict" in text
+
+
+def test_fitted_tables_split_the_size_columns_and_repeat_the_labels() -> None:
+    sizes = [f"t={s}" for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)]
+    rows = [[label, *("100.00" for _ in sizes)] for label in STRATEGY_LABELS.values()]
+    tables = fitted_tables(Table(["strategy", *sizes], rows, "caption"), 80)
+    assert len(tables) == 2
+    headers = [[str(c.header) for c in t.columns] for t in tables]
+    assert [h[0] for h in headers] == ["strategy", "strategy"]
+    assert [h for part in headers for h in part[1:]] == sizes
+    assert [t.caption for t in tables] == [CONTINUED, "caption"]
+    for table in tables:
+        widths = [c.width for c in table.columns]
+        assert all(w is not None for w in widths)
+        assert table_width([w for w in widths if w is not None]) <= 80
+
+
+def test_fit_widths_keeps_every_word_and_grows_the_cheapest_columns_first() -> None:
+    sizes = [ColumnSize(9, 41), ColumnSize(9, 11), ColumnSize(6, 6)]
+    widths = fit_widths(sizes, 40)
+    assert table_width(widths) <= 40
+    assert widths[1:] == [11, 6] and widths[0] >= 9
+    assert fit_widths(sizes, 200) == [41, 11, 6]
+    assert table_width(fit_widths([ColumnSize(50, 50), ColumnSize(6, 6)], 40)) <= 40
+
+
+def test_label_columns_are_the_leading_text_columns() -> None:
+    rows = [["HumanEval/0", "lower bound", "18 / 100", "0.18", "-"]]
+    assert label_columns(["task", "role", "correct / n", "rate", "x"], rows) == 2
+    assert label_columns(["strategy", "t=1"], []) == 1
+    assert label_columns(["only"], [["text"]]) == 1

@@ -12,22 +12,29 @@ import json
 import subprocess
 import sys
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sandbox.coderm_runner import common as runner_common
-from services.executor import sandbox as driver
-from services.executor.sandbox import (
+from sandbox.client import framing as driver
+from sandbox.client.jobs import (
     AssertCheck,
     AssertJob,
+    Job,
     UnittestJob,
     pair_job,
-    parse_output,
+    result_keys,
 )
+from sandbox.client.results import JobResult, SandboxError
+from sandbox.coderm_runner import common as runner_common
+from services.executor.expected_outputs import CanonicalRun, parse_results
+from services.executor.ground_truth import outputs_label
+from shared.core.oracle import Expected
 from shared.core.profiles import AdaptiveLimit
 from shared.enums import Outcome
+from tests.samples import doubling_oracle
 
 RUNNER = Path(__file__).resolve().parents[2] / "sandbox" / "runner.py"
 
@@ -44,9 +51,7 @@ TEST = (
 )
 
 
-def run(
-    jobs: list[UnittestJob | AssertJob], parallel: int | None = None
-) -> dict[str, driver.JobResult]:
+def run(jobs: Sequence[Job], parallel: int | None = None) -> dict[str, JobResult]:
     proc = subprocess.run(
         [sys.executable, "-I", "-S", str(RUNNER)],
         input=driver.encode_batch(jobs, parallel),
@@ -54,21 +59,21 @@ def run(
         timeout=120,
         check=True,
     )
-    return parse_output(proc.stdout, driver.result_keys(jobs))
+    return driver.parse_output(proc.stdout, result_keys(jobs))
 
 
 def test_driver_and_runner_agree_on_the_wire_format() -> None:
     """The runner ships alone in the image, so both sides define the input's framing;
     they must be the same bytes (a mismatch would make every batch unreadable)."""
-    assert driver._MAGIC == runner_common.MAGIC
-    assert driver._HEADER.format == runner_common.HEADER.format
+    assert driver.MAGIC == runner_common.MAGIC
+    assert driver.HEADER.format == runner_common.HEADER.format
 
 
-def outcomes(results: dict[str, driver.JobResult]) -> dict[str, Outcome]:
+def outcomes(results: dict[str, JobResult]) -> dict[str, Outcome]:
     return {k: r.outcome for k, r in results.items()}
 
 
-def summary(results: dict[str, driver.JobResult]) -> str:
+def summary(results: dict[str, JobResult]) -> str:
     return "\n".join(f"{k}: {r.outcome} {r.duration_ms} {r.detail}" for k, r in results.items())
 
 
@@ -156,7 +161,7 @@ def test_bad_job_does_not_stop_the_batch() -> None:
 
 def _encode(batch: dict[str, Any]) -> bytes:
     data = zlib.compress(json.dumps(batch).encode())
-    return driver._MAGIC + driver._HEADER.pack(len(data)) + data
+    return driver.MAGIC + driver.HEADER.pack(len(data)) + data
 
 
 def test_garbage_input_exits_non_zero() -> None:
@@ -179,14 +184,14 @@ def test_garbage_input_exits_non_zero() -> None:
     ],
 )
 def test_parse_output_rejects_incomplete_output(stdout: bytes, message: str) -> None:
-    with pytest.raises(driver.SandboxError, match=message):
-        parse_output(stdout, ["k"])
+    with pytest.raises(SandboxError, match=message):
+        driver.parse_output(stdout, ["k"])
 
 
 def test_parse_output_duplicate_key_takes_the_worse_outcome() -> None:
     line = '{{"key": "k", "outcome": "{}", "tests_run": 1, "tests_passed": 1}}\n'
     out = (line.format("pass") + line.format("fail") + '{"done": true}\n').encode()
-    assert parse_output(out, ["k"])["k"].outcome == Outcome.FAIL
+    assert driver.parse_output(out, ["k"])["k"].outcome == Outcome.FAIL
 
 
 def test_assert_timeouts_interrupt_in_process_and_kill_only_when_ignored() -> None:
@@ -645,3 +650,44 @@ def test_unknown_globals_mode_is_a_sandbox_error() -> None:
         "x": "sandbox_error",
         "y": "pass",
     }
+
+
+def test_every_job_kind_runs_in_one_batch() -> None:
+    """Unittest pairs, CodeT asserts, evalplus ground-truth checks and expected outputs
+    travel in one framing and are dispatched by kind: the checks by the comparison code
+    shipped with the runner, the outputs computed by its own module."""
+    label = outputs_label("f", doubling_oracle(base_ms=[1.0, 1.0], plus_ms=[1.0]))
+    double = "def f(x):\n    return 2 * x\n"
+    canonical = [
+        CanonicalRun("T/ok", double, "f", doubling_oracle()),
+        CanonicalRun("T/raises", "def f(x):\n    raise KeyError(x)\n", "f", doubling_oracle()),
+        CanonicalRun("T/missing", "g = 1\n", "f", doubling_oracle()),
+    ]
+    jobs: list[Job] = [
+        pair_job("pair", GOOD, PAIR_TEST, 2.0, 4.0),
+        AssertJob("a", GOOD, (AssertCheck("a1", "assert f(1) == 2"),), 1.0, 3.0),
+        label.job(1, double, 3.0),
+        label.job(2, "def f(x):\n    return 2 * x if x < 3 else 0\n", 3.0),
+        label.job(3, "def f(x):\n    return x\n", 3.0),
+        *(run.job(30.0) for run in canonical),
+    ]
+    results = run(jobs)
+    assert outcomes(results) == {
+        "pair": Outcome.PASS,
+        "a1": Outcome.PASS,
+        "gb:1": Outcome.PASS,
+        "g:1": Outcome.PASS,
+        "gb:2": Outcome.PASS,
+        "g:2": Outcome.FAIL,
+        "gb:3": Outcome.FAIL,
+        "g:3": Outcome.FAIL,  # the plus check runs whatever the base check gave
+        "T/ok": Outcome.PASS,
+        "T/raises": Outcome.ERROR,
+        "T/missing": Outcome.ERROR,
+    }, summary(results)
+    assert "plus input 0: wrong output" in (results["g:2"].detail or "")
+    expected = parse_results(results, canonical)
+    ok = expected["T/ok"]
+    assert isinstance(ok, Expected) and (ok.base, ok.plus) == ("[2, 4]", "[6]")
+    assert expected["T/raises"] == "KeyError: 1"
+    assert expected["T/missing"] == "KeyError: 'f'"

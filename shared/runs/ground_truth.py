@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cli.errors import UserError
 from shared.core.oracle import (
     GroundTruthKind,
     RunGroundTruth,
@@ -24,6 +23,7 @@ from shared.core.oracle import (
 )
 from shared.core.profiles import ExecLimits
 from shared.db.models import Benchmark, Problem
+from shared.errors import RequestError
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,13 @@ async def resolve_ground_truth(
 ) -> GroundTruthChoice:
     """The ground truth of a run over ``problems`` labelled by benchmark ``suite``.
 
-    Raises :class:`~services.cli.errors.UserError` when ``suite`` lacks one of the task
+    Raises :class:`~shared.errors.RequestError` when ``suite`` lacks one of the task
     ids, mixes kinds of ground truth, or has evalplus problems whose expected outputs were
     never computed.
     """
     benchmark_id = await session.scalar(select(Benchmark.id).where(Benchmark.name == suite))
     if benchmark_id is None:
-        raise UserError(f"ground-truth benchmark {suite!r} is not imported")
+        raise RequestError(f"ground-truth benchmark {suite!r} is not imported")
     rows = await session.execute(
         select(
             Problem.task_id,
@@ -59,14 +59,14 @@ async def resolve_ground_truth(
     found = {task_id: (GroundTruthKind(kind), ready) for task_id, kind, ready in rows}
     missing = [p.task_id for p in problems if p.task_id not in found]
     if missing:
-        raise UserError(f"{suite} has no problems {missing[:5]} ({len(missing)} missing)")
+        raise RequestError(f"{suite} has no problems {missing[:5]} ({len(missing)} missing)")
     kinds = {kind for kind, _ in found.values()}
     if len(kinds) > 1:
-        raise UserError(f"{suite} mixes ground-truth kinds {sorted(kinds)} in these problems")
+        raise RequestError(f"{suite} mixes ground-truth kinds {sorted(kinds)} in these problems")
     kind = kinds.pop() if kinds else GroundTruthKind.TESTS
     unready = [t for t, (k, ready) in found.items() if k is GroundTruthKind.OUTPUTS and not ready]
     if unready:
-        raise UserError(
+        raise RequestError(
             f"{suite}: expected outputs of {unready[:5]} were never computed; "
             f"import the benchmark again (coderm import-benchmark {suite} ...)"
         )

@@ -1,10 +1,8 @@
 """Computes canonical solutions' expected outputs inside the sandbox (stdlib only).
 
-The host (:mod:`services.executor.expected_outputs`) starts a sandbox container with a
-small bootstrap that reads an 8-byte big-endian length and that many bytes of
-zlib-compressed JSON ``{"programs", "problems", "timeout_s"}`` from stdin, then executes
-``programs`` in one namespace: the source of :mod:`services.executor.evalplus_check`
-(its digest and oracle rules), this file's, and ``main(PAYLOAD)``.
+The runner calls :func:`run_problem` for each ``evalplus_expected`` job of a batch
+(:mod:`.evalplus_jobs`); the comparison module :mod:`.evalplus_check` gives the digest
+and oracle rules.
 
 Each problem runs in a forked child, as evalplus's ``trusted_exec`` does it for base and
 plus inputs separately: the canonical code is executed in a fresh namespace, each input
@@ -14,13 +12,14 @@ alone; for ``output_not_none`` tasks the output becomes ``output is not None``.
 dict compares the same against either). The outputs must then be plain data (see
 ``shared/core/pyliteral.py``) and are returned as the ``repr`` of their list, where an output
 larger than ``LITERAL_CHARS`` whose input is decided by ``out == exp`` alone is ``None``
-and its :func:`digest` is given instead.
-Output: one JSON line a problem, ``{"task_id", "base", "plus", "base_ms", "plus_ms",
-"base_digests", "plus_digests"}`` or ``{"task_id", "error"}``, then ``{"done": true}``.
+and its :func:`digest` is given instead. The child sees the standard library only (the
+image's site-packages are taken off ``sys.path``) and gets no rlimits beyond the
+container's own.
+Result: ``{"task_id", "base", "plus", "base_ms", "plus_ms", "base_digests",
+"plus_digests"}`` or ``{"task_id", "error"}``.
 """
 
 import collections
-import contextlib
 import copy
 import json
 import math
@@ -31,14 +30,7 @@ import sys
 import time
 from typing import Any
 
-with contextlib.suppress(ImportError):  # in the sandbox: defined by the check module's source
-    from services.executor.evalplus_check import (
-        FLOAT_ATOL,
-        LITERAL_CHARS,
-        digest,
-        is_floats,
-        special_oracle,
-    )
+from .evalplus_check import FLOAT_ATOL, LITERAL_CHARS, digest, is_floats, special_oracle
 
 PLAIN = (int, float, complex, str, bytes, bool, type(None), list, tuple, dict, set, frozenset)
 
@@ -161,6 +153,14 @@ def _death(status: int) -> str:
     return f"exited with status {os.WEXITSTATUS(status)} without a result"
 
 
+def _standard_library_only() -> None:
+    """Take the image's site-packages off ``sys.path`` (canonical code sees the standard
+    library only)."""
+    sys.path[:] = [
+        p for p in sys.path if os.path.basename(p) not in ("site-packages", "dist-packages")
+    ]
+
+
 def _run_one(problem: dict[str, Any], timeout_s: float) -> bytes:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -171,6 +171,7 @@ def _run_one(problem: dict[str, Any], timeout_s: float) -> bytes:
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
+            _standard_library_only()
             _child(problem, write_fd)
             code = 0
         finally:
@@ -202,11 +203,8 @@ def _run_one(problem: dict[str, Any], timeout_s: float) -> bytes:
     return data
 
 
-def main(payload: dict[str, Any]) -> None:
-    """Compute every problem of ``payload`` and write the result lines to stdout."""
-    out = os.dup(1)
-    for problem in payload["problems"]:
-        line = _run_one(problem, float(payload["timeout_s"]))
-        while line:
-            line = line[os.write(out, line) :]
-    os.write(out, b'{"done": true}\n')
+def run_problem(problem: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Compute one problem's outputs in a forked child within ``timeout_s``: its result
+    object (see the module docstring)."""
+    result: dict[str, Any] = json.loads(_run_one(problem, timeout_s))
+    return result

@@ -1,9 +1,11 @@
 """Differential testing of a solution against stored expected outputs, by evalplus's rules.
 
-This module runs *inside the sandbox*: the executor ships its source in each ground-truth
-check (:mod:`services.executor.ground_truth`), so it uses the standard library only (no
-numpy). The host imports it for tests. Rules, as evalplus's released code applies them
-(``evalplus/eval/__init__.py``: ``unsafe_execute``, ``untrusted_check``, ``is_floats``;
+This module runs *inside the sandbox*, shipped in the image with the runner: an
+``evalplus_check`` job (:mod:`.evalplus_jobs`) loads its source into a fresh namespace in
+the assert worker before the solution runs, so it uses the standard library only (no
+numpy). :mod:`.evalplus_expected` imports it, and the host imports it for tests. Rules,
+as evalplus's released code applies them (``evalplus/eval/__init__.py``:
+``unsafe_execute``, ``untrusted_check``, ``is_floats``;
 ``evalplus/eval/_special_oracle.py``), re-implemented here:
 
 * the solution module is executed afresh for each check (base inputs, then plus inputs),

@@ -1,0 +1,44 @@
+"""The defaults of a run request, in one place.
+
+Every command that submits runs (``coderm run``, and ``coderm watch`` for each new
+checkpoint) takes the defaults of its options from :data:`RUN_DEFAULTS` and builds
+its request from a :class:`RunSettings` by keyword, so that a default changed here
+changes every command alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.core.run_profile import RunProfile
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """How a run samples, executes and labels: everything a run request holds but
+    what it runs (benchmark, policy, unit-test model) and its name.
+
+    ``n_solutions`` / ``n_tests``: samples a problem of each role; ``problems``: only
+    the first K problems (``None``: all); ``assert_time_limit_s``: seconds per assert
+    test (CodeT: 0.1); ``ground_truth_time_limit_s``: seconds for a solution's hidden
+    tests; ``seed``: seed of the generated samples; ``max_tokens``: tokens a
+    generated sample (``None``: each model's own); ``ground_truth``: the benchmark
+    whose problems label the solutions (``None``: the run's benchmark);
+    ``adaptive``: the adaptive per-test limit of unittest pairs; ``profile``: whose
+    semantics the run follows (:mod:`shared.core.run_profile`).
+    """
+
+    n_solutions: int = 100
+    n_tests: int = 100
+    problems: int | None = None
+    assert_time_limit_s: float = 0.1
+    ground_truth_time_limit_s: float = 3.0
+    seed: int = 0
+    max_tokens: int | None = None
+    ground_truth: str | None = None
+    adaptive: bool = False
+    profile: RunProfile = RunProfile.STRICT
+
+
+RUN_DEFAULTS = RunSettings()
+"""The defaults of ``coderm run`` and ``coderm watch``."""
