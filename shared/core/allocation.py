@@ -6,7 +6,8 @@ A *unit* is one test slot (:data:`~shared.core.analysis_types.TestDrawMode`). Th
 paper's reward model of spending b units on a problem of pass rate lambda is
 ``q(b) = 1 - (1 - lambda)^b``; its marginal gain ``lambda (1 - lambda)^b`` favours easy
 problems first (the paper says so itself). No code for this part was released; the
-rules below follow the paper's text.
+rules below follow the paper's text. The allocations of a live loop in rounds, and
+their simulation, are in :mod:`shared.core.allocation_rounds`.
 """
 
 from __future__ import annotations
