@@ -28,10 +28,10 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, reference_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = reference_data_dir()
 PREFIX = "HumanEval_codegen16B_temp0.8_topp0.95_num100_max300"
 BENCHMARK, MODEL, PROBLEMS, SAMPLES = "humaneval", "codegen16b", 164, 100
 
