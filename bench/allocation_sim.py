@@ -2,10 +2,10 @@
 
 Loads a finished run's full matrices (default: the latest finished ``humaneval`` run
 of ``codegen16b`` with 100 x 100, i.e. what ``make reproduce-codet`` leaves; the
-matrices through :func:`shared.db.matrices.load_matrices`, the generation order of
-its test samples from ``completions.sample_index``), runs
-:func:`shared.core.allocation_rounds.simulate` for every allocation at average
-budgets 1, 2, 4, ..., 64 test samples a problem, and prints per strategy the
+matrices and the generation order of its test samples through
+:func:`shared.db.sample_order.load_ordered_problems`, as ``coderm simulate-allocation``
+loads them), runs :func:`shared.core.allocation_rounds.simulate` for every allocation
+at average budgets 1, 2, 4, ..., 64 test samples a problem, and prints per strategy the
 accuracy with its standard error over draws and the paired difference against
 ``equal`` (standard error over draws, and over problems).
 
@@ -23,7 +23,6 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,17 +41,9 @@ from shared.core.allocation_rounds import (
 )
 from shared.core.analysis_types import ProblemMatrix
 from shared.core.strategies import Candidate
-from shared.db.matrices import load_matrices
-from shared.db.models import (
-    Benchmark,
-    Completion,
-    CompletionTest,
-    Problem,
-    Run,
-    RunCompletion,
-)
+from shared.db.models import Benchmark, Run
+from shared.db.sample_order import load_ordered_problems
 from shared.db.session import make_engine, make_sessionmaker
-from shared.enums import Role
 from shared.settings import ServiceSettings
 
 
@@ -70,57 +61,18 @@ async def _find_run(session: AsyncSession, prefix: str | None) -> Run:
     return runs[0]
 
 
-async def _sample_tests(
-    session: AsyncSession, run_id: uuid.UUID, problem_ids: Sequence[int]
-) -> dict[int, list[tuple[int, ...]]]:
-    """Per problem, the tests each test sample yields, in sample-index order."""
-    rows = await session.execute(
-        select(
-            RunCompletion.problem_id,
-            Completion.sample_index,
-            CompletionTest.position,
-            CompletionTest.unit_test_id,
-        )
-        .join(Completion, Completion.id == RunCompletion.completion_id)
-        .outerjoin(CompletionTest, CompletionTest.completion_id == Completion.id)
-        .where(
-            RunCompletion.run_id == run_id,
-            RunCompletion.role == Role.TEST.value,
-            RunCompletion.problem_id.in_(problem_ids),
-        )
-        .order_by(RunCompletion.problem_id, Completion.sample_index, CompletionTest.position)
-    )
-    acc: dict[int, dict[int, list[int]]] = defaultdict(dict)
-    for problem_id, index, _position, test_id in rows:
-        tests = acc[problem_id].setdefault(index, [])
-        if test_id is not None:
-            tests.append(test_id)
-    return {pid: [tuple(v) for _, v in sorted(s.items())] for pid, s in acc.items()}
-
-
 async def load_problems(prefix: str | None) -> tuple[str, list[OrderedProblem]]:
-    """The run's id and its labelled problems in benchmark order."""
+    """The run's id and its labelled problems in benchmark order, with their test
+    samples' generation order (:func:`shared.db.sample_order.load_ordered_problems`,
+    the loader ``coderm simulate-allocation`` uses)."""
     engine = make_engine(ServiceSettings().database)
     try:
         async with make_sessionmaker(engine)() as session:
             run = await _find_run(session, prefix)
-            problems = list(
-                await session.scalars(
-                    select(Problem)
-                    .join(RunCompletion, RunCompletion.problem_id == Problem.id)
-                    .where(RunCompletion.run_id == run.id)
-                    .distinct()
-                    .order_by(Problem.position)
-                )
-            )
-            matrices = [m for m in await load_matrices(session, run, problems) if m.labelled]
-            orders = await _sample_tests(session, run.id, [m.problem_id for m in matrices])
+            problems = await load_ordered_problems(session, run)
     finally:
         await engine.dispose()
-    out = [
-        OrderedProblem(m.problem_matrix(), tuple(orders.get(m.problem_id, []))) for m in matrices
-    ]
-    return str(run.id), out
+    return str(run.id), problems
 
 
 def dump(run_id: str, problems: Sequence[OrderedProblem]) -> dict[str, Any]:

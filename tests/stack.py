@@ -176,12 +176,15 @@ def run_services(stack: Stack, executors: int = 1, **extra_env: str) -> Iterator
         services.stop_all()
 
 
-def cli(stack: Stack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the real ``coderm`` command against the session's slice."""
+def cli(
+    stack: Stack, *args: str, timeout: float = 600, columns: int = 200
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``coderm`` command against the session's slice, its terminal
+    ``columns`` wide."""
     return subprocess.run(
         [sys.executable, "-c", "from services.cli.app import main; main()", *args],
         cwd=ROOT,
-        env=stack.env(COLUMNS="200"),
+        env=stack.env(COLUMNS=str(columns)),
         capture_output=True,
         text=True,
         timeout=timeout,

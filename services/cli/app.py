@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli import allocation_report as allocation_cmd
 from services.cli import benchmark_import, benchmarks, importers, render, store, submission
 from services.cli import compare as compare_cmd
 from services.cli import exec_pairs as exec_pairs_cmd
@@ -347,6 +348,46 @@ def report(
     code = report_cmd.emit_report(console, found, output, out or report_cmd.default_out(found))
     if code:
         raise typer.Exit(code)
+
+
+@app.command("simulate-allocation")
+def simulate_allocation(
+    run_id: Annotated[str, typer.Argument(help="a finished run: id or unique prefix")],
+    budgets: Annotated[
+        str, typer.Option(help="average test samples a problem at which accuracy is read")
+    ] = "1,2,4,8,16,32,64",
+    draws: Annotated[
+        int, typer.Option(help="seeded orders of the test samples (bootstrap)", min=1)
+    ] = allocation_cmd.DEFAULT_DRAWS,
+    seed: Annotated[int, typer.Option(help="seed of the draws")] = 0,
+    allocations: Annotated[
+        str | None,
+        typer.Option(help="comma-separated allocations [all]; equal is always included"),
+    ] = None,
+    first_round: Annotated[int, typer.Option(help="test samples a problem in round 1", min=0)] = 1,
+    per_doubling: Annotated[
+        int, typer.Option(help="rounds in which the budget about doubles", min=1)
+    ] = 4,
+    output: Annotated[
+        allocation_cmd.SimulateFormat, typer.Option("--format", help="what to print")
+    ] = allocation_cmd.SimulateFormat.TEXT,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="directory for allocation_rounds.png and allocation_rounds.json"),
+    ] = None,
+) -> None:
+    """Replay every test allocation in rounds on a finished run's full matrix: accuracy
+    (CodeRM majority voting, CodeT) against the average test budget, with error bars."""
+    with user_errors():
+        asked = allocation_cmd.parse_budgets(budgets)
+        rules = allocation_cmd.parse_allocations(allocations)
+    found, problems = with_sessions(
+        lambda sessions: allocation_cmd.load_simulation_input(sessions, run_id)
+    )
+    sim = allocation_cmd.run_simulation(
+        found, problems, rules, asked, draws, seed, first_round, per_doubling
+    )
+    allocation_cmd.emit_simulation(console, sim, output, out)
 
 
 @app.command()

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
+from shared.core.allocation_rounds import SIM_STRATEGIES, SimPoint
 from shared.core.analysis import STRATEGY_LABELS, RunAnalysis
 from shared.core.analysis_types import ALL_PROBLEMS
 
@@ -182,6 +183,56 @@ def allocation_plot(points: Sequence[dict[str, Any]]) -> bytes:
     axes.set_ylabel("majority-voting accuracy (%)")
     axes.grid(True, alpha=0.3)
     axes.legend()
+    return _png(figure)
+
+
+def allocation_rounds_plot(points: Sequence[SimPoint], z: float, title: str = "") -> bytes:
+    """Best-of-N accuracy against the average test budget a problem (log2 axis): a
+    line with error bars (+- ``z`` standard errors over draws) an allocation, a panel
+    a strategy (:data:`SIM_STRATEGIES`); the CodeRM paper's Figure 6 for the
+    round-based simulation."""
+    by_rule: dict[str, list[SimPoint]] = defaultdict(list)
+    for point in points:
+        by_rule[point.allocation].append(point)
+    budgets = sorted({p.budget for p in points})
+    figure, grid = plt.subplots(
+        1,
+        len(SIM_STRATEGIES),
+        figsize=(5.2 * len(SIM_STRATEGIES), 4.6),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    # each allocation's points nudged sideways (in log2 units) so error bars stay apart
+    nudge = {rule: 0.15 * (2 * k / max(1, len(by_rule) - 1) - 1) for k, rule in enumerate(by_rule)}
+    for s, axes in enumerate(grid.flat):
+        for rule, items in by_rule.items():
+            items = sorted(items, key=lambda p: p.budget)
+            axes.errorbar(
+                [p.budget * 2 ** nudge[rule] for p in items],
+                [p.accuracy[s] for p in items],
+                yerr=[z * p.stderr[s] for p in items],
+                marker="o",
+                markersize=3,
+                capsize=2,
+                linewidth=1.8 if rule == "equal" else 1.1,
+                linestyle="--" if rule == "equal" else "-",
+                color="black" if rule == "equal" else None,
+                label=rule,
+            )
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(budgets, [f"{b:g}" for b in budgets], fontsize="small")
+        axes.minorticks_off()
+        axes.grid(True, alpha=0.3)
+        axes.set_title(_label(SIM_STRATEGIES[s]), fontsize="medium")
+        axes.set_xlabel("average test samples a problem (log2 scale)")
+    grid.flat[0].set_ylabel("best-of-N accuracy (%)")
+    handles, labels = grid.flat[0].get_legend_handles_labels()
+    figure.legend(
+        handles, labels, loc="outside lower center", ncol=min(len(labels), 9), fontsize="small"
+    )
+    if title:
+        figure.suptitle(title, fontsize="medium")
     return _png(figure)
 
 

@@ -85,10 +85,12 @@ def column_sizes(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[
 
 
 def _is_figure(cell: str) -> bool:
-    """A number, ``-`` (undefined) or a ratio such as ``18 / 100``."""
+    """A number, ``-`` (undefined), a ratio such as ``18 / 100`` or a number with its
+    error bar such as ``41.96±2.23``."""
     for word in cell.split():
         try:
-            float(word)
+            for part in word.split("±"):
+                float(part)
         except ValueError:
             if word not in ("-", "/"):
                 return False

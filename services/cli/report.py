@@ -19,7 +19,8 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.cli import plots, render, store
+from services.cli import allocation_report, plots, render, store
+from services.cli.allocation_report import AllocationSim
 from services.cli.blocks import (
     Block,
     Details,
@@ -32,6 +33,7 @@ from services.cli.blocks import (
     to_markdown,
 )
 from services.cli.report_data import RunData, RunInfo, load_run_data
+from shared.core.allocation_rounds import ALLOCATIONS, OrderedProblem
 from shared.core.analysis import (
     STRATEGY_LABELS,
     Mismatch,
@@ -46,6 +48,8 @@ from shared.core.analysis import (
 from shared.core.analysis_types import ALL_PROBLEMS
 from shared.core.coderm_reference import ID_SLOTS, ReferenceFigure
 from shared.core.coderm_reference import ReferenceParams as ReferenceParams  # for app.py
+from shared.db.sample_order import ordered_problems, sample_tests
+from shared.enums import RunState
 
 DEFAULT_REFERENCE = ReferenceParams()
 """CodeRM's defaults: sol_num 100, ut_num 100, sample_num 100; seed 0."""
@@ -53,12 +57,14 @@ DEFAULT_REFERENCE = ReferenceParams()
 
 @dataclass(frozen=True)
 class Report:
-    """What a report shows: the run, its analysis, and the stored metrics check."""
+    """What a report shows: the run, its analysis, and the stored metrics check;
+    ``allocation``: the round-based allocation simulation (finished, labelled runs)."""
 
     run: RunInfo
     analysis: RunAnalysis
     stored_metrics: dict[str, tuple[float, int]]
     mismatches: list[Mismatch]
+    allocation: AllocationSim | None = None
 
 
 def _ks(rows: Sequence[StrategyRow]) -> list[str]:
@@ -289,7 +295,21 @@ def _problem_table(analysis: RunAnalysis) -> Table:
     )
 
 
-def _correctness_blocks(report: Report) -> list[Block]:
+ALLOCATION_NOTE = (
+    f"only {allocation_report.REPORT_DRAWS} draws in a report, to keep it quick; "
+    f"`coderm simulate-allocation RUN` draws {allocation_report.DEFAULT_DRAWS} by default"
+)
+
+
+def allocation_blocks(sim: AllocationSim) -> list[Block]:
+    """The round-based allocation section of the report files."""
+    return [
+        Heading("Test budget allocation in rounds"),
+        *allocation_report.sim_blocks(sim, ALLOCATION_NOTE),
+    ]
+
+
+def _correctness_blocks(report: Report, terminal: bool) -> list[Block]:
     analysis = report.analysis
     blocks: list[Block] = [
         Heading("Strategies"),
@@ -335,6 +355,8 @@ def _correctness_blocks(report: Report) -> list[Block]:
             Heading("Test budget allocation"),
             Image("allocation", "equal vs gold-lambda vs estimated-lambda allocation"),
         ]
+    if report.allocation is not None and not terminal:
+        blocks += allocation_blocks(report.allocation)
     blocks += [
         Heading("Unit-test quality"),
         Para(
@@ -350,12 +372,14 @@ def _correctness_blocks(report: Report) -> list[Block]:
     return blocks
 
 
-def document(report: Report) -> list[Block]:
-    """The report's sections, in order."""
+def document(report: Report, terminal: bool = False) -> list[Block]:
+    """The report's sections, in order; ``terminal``: without the allocation
+    simulation's section (the files hold it; the terminal gets one line pointing at
+    its figure)."""
     title = report.run.name or report.run.run_id[:8]
     blocks: list[Block] = [Heading(f"coderm report: {title}", 1), *_run_lines(report)]
     if report.analysis.strategies:
-        blocks += _correctness_blocks(report)
+        blocks += _correctness_blocks(report, terminal)
     if report.analysis.unlabelled:
         blocks += [
             Heading("Problems without ground truth"),
@@ -381,7 +405,8 @@ def document(report: Report) -> list[Block]:
 
 
 def to_json(report: Report) -> str:
-    """The report's numbers as JSON: run, recomputed metrics, stored metrics, analysis."""
+    """The report's numbers as JSON: run, recomputed metrics, stored metrics, analysis,
+    and the round-based allocation simulation (``null`` when the run has none)."""
     metrics = {
         f"{row.strategy}.{name}": value
         for row in report.analysis.strategies
@@ -396,6 +421,9 @@ def to_json(report: Report) -> str:
         },
         "mismatches": [dataclasses.asdict(m) for m in report.mismatches],
         "analysis": as_dict(report.analysis),
+        "allocation_rounds": (
+            None if report.allocation is None else allocation_report.sim_dict(report.allocation)
+        ),
     }
     return json.dumps(data, indent=2, allow_nan=False)
 
@@ -415,6 +443,8 @@ def write_report(report: Report, out: Path) -> ReportFiles:
     """Write ``report.html``, ``report.md``, ``report.json`` and ``plots/*.png``."""
     blocks = document(report)
     pngs = plots.all_plots(report.analysis)
+    if report.allocation is not None:
+        pngs[allocation_report.PLOT_STEM] = allocation_report.sim_plot(report.allocation)
     plot_dir = out / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -437,10 +467,13 @@ def make_report(
     curve_draws: int = 20,
     curves: bool = True,
     reference: ReferenceParams | None = DEFAULT_REFERENCE,
+    rounds: Sequence[OrderedProblem] = (),
 ) -> Report:
     """Analyse a run's loaded data and check the stored metrics against it;
     ``reference``: the parameters of CodeRM's ``calculate_result.py`` figure (``None``
-    leaves it out)."""
+    leaves it out); ``rounds``: the labelled problems with their test samples' order,
+    for the round-based allocation simulation at
+    :data:`~services.cli.allocation_report.REPORT_DRAWS` draws (none: no simulation)."""
     analysis = analyse_run(
         data.problems,
         base_problems=data.base_problems,
@@ -450,7 +483,14 @@ def make_report(
         reference=reference,
     )
     mismatches = check_stored(analysis, data.stored_metrics)
-    return Report(data.info, analysis, data.stored_metrics, mismatches)
+    allocation = (
+        allocation_report.run_simulation(
+            data.info.run_id, rounds, ALLOCATIONS, draws=allocation_report.REPORT_DRAWS
+        )
+        if rounds
+        else None
+    )
+    return Report(data.info, analysis, data.stored_metrics, mismatches, allocation)
 
 
 class ReportFormat(StrEnum):
@@ -468,11 +508,16 @@ async def load_report(
     curve_draws: int,
     reference: ReferenceParams = DEFAULT_REFERENCE,
 ) -> Report:
-    """Load a run (id or unique prefix) and analyse it."""
+    """Load a run (id or unique prefix) and analyse it; a finished run with labelled
+    problems gets the round-based allocation simulation too."""
     async with sessions() as session:
         run = await store.find_run(session, run_prefix)
         data = await load_run_data(session, run)
-    return make_report(data, curve_draws, reference=reference)
+        rounds: list[OrderedProblem] = []
+        if run.state == RunState.FINISHED.value and data.problems:
+            orders = await sample_tests(session, run.id, [p.problem_id for p in data.problems])
+            rounds = ordered_problems(data.problems, orders)
+    return make_report(data, curve_draws, reference=reference, rounds=rounds)
 
 
 def default_out(report: Report) -> Path:
@@ -489,8 +534,11 @@ def emit_report(console: Console, report: Report, output: ReportFormat, out: Pat
     files = write_report(report, out)
     where = f"report written to {files.html.resolve()} (also report.md, report.json, plots/)"
     if output is ReportFormat.TABLE:
-        console.print(render.terminal_document(document(report)))
+        console.print(render.terminal_document(document(report, terminal=True)))
         console.print(where)
+        if report.allocation is not None:
+            figure = files.directory / "plots" / f"{allocation_report.PLOT_STEM}.png"
+            console.print(f"test allocation in rounds: {figure.resolve()} (tables in the files)")
         return 0
     text = {
         ReportFormat.JSON: files.json,

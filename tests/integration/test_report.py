@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.stack import ROOT, Services, Stack, cli, metrics, query, submit, wait_run_finished
+from tests.stack import Services, Stack, cli, metrics, query, submit, wait_run_finished
 
 pytestmark = pytest.mark.integration
 RUN_ARGS = ("--benchmark", "humaneval", "--policy", "codegen16b", "--test-model", "codegen16b")
@@ -89,16 +87,7 @@ def test_report_table_prints_the_strategy_table_and_where_the_files_are(
 def test_report_table_fits_80_columns_and_cuts_no_cell(
     stack: Stack, runs: tuple[str, str], tmp_path: Path
 ) -> None:
-    command = ("report", runs[0], "--out", str(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "-c", "from services.cli.app import main; main()", *command],
-        cwd=ROOT,
-        env=stack.env(COLUMNS="80"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = cli(stack, "report", runs[0], "--out", str(tmp_path), columns=80)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "…" not in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
