@@ -42,16 +42,7 @@ def run_request(
         policy=policy,
         test_model=test_model,
         name=name,
-        n_solutions=settings.n_solutions,
-        n_tests=settings.n_tests,
-        problems=settings.problems,
-        assert_time_limit_s=settings.assert_time_limit_s,
-        ground_truth_time_limit_s=settings.ground_truth_time_limit_s,
-        seed=settings.seed,
-        max_tokens=settings.max_tokens,
-        ground_truth=settings.ground_truth,
-        adaptive=settings.adaptive,
-        profile=settings.profile,
+        **dataclasses.asdict(settings),
     )
 
 

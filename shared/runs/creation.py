@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.core.profiles import AdaptiveLimit, ExecLimits
-from shared.core.run_profile import RunProfile, check_test_format
-from shared.core.run_request import RUN_DEFAULTS
+from shared.core.run_profile import check_test_format
+from shared.core.run_request import RunSettings
 from shared.core.sampling import RunGeneration, SamplingSettings
 from shared.db.models import Benchmark, Model, Problem, Run, RunProblem
 from shared.enums import CompletionFormat, ModelRole, Role, RunState, TestStyle
@@ -33,28 +33,16 @@ async def benchmark_problems(session: AsyncSession, name: str) -> list[Problem]:
     return list(rows)
 
 
-@dataclass(frozen=True)
-class RunRequest:
-    """What a run is asked for (``coderm run``, ``coderm watch``); the settings'
-    defaults are :data:`shared.core.run_request.RUN_DEFAULTS`."""
+@dataclass(frozen=True, kw_only=True)
+class RunRequest(RunSettings):
+    """What a run is asked for (``coderm run``, ``coderm watch``): what it runs, its name,
+    and how it samples, executes and labels (:class:`~shared.core.run_request.RunSettings`,
+    whose defaults are the commands' defaults)."""
 
     benchmark: str
     policy: str
     test_model: str
-    n_solutions: int
-    n_tests: int
-    problems: int | None
-    assert_time_limit_s: float
-    ground_truth_time_limit_s: float
-    name: str
-    seed: int = RUN_DEFAULTS.seed
-    max_tokens: int | None = RUN_DEFAULTS.max_tokens
-    ground_truth: str | None = RUN_DEFAULTS.ground_truth
-    """Benchmark whose problems (same task ids) label the solutions; default: ``benchmark``."""
-    adaptive: bool = RUN_DEFAULTS.adaptive
-    """Unittest runs: the adaptive per-test limit (:class:`~shared.core.profiles.AdaptiveLimit`)."""
-    profile: RunProfile = RUN_DEFAULTS.profile
-    """Whose semantics the run follows (:mod:`shared.core.run_profile`)."""
+    name: str = ""
 
 
 def _generation(request: RunRequest, policy: Model, test_model: Model) -> RunGeneration:
