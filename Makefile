@@ -8,7 +8,7 @@ BIN   := $(VENV)/bin
 UP    := deploy/local/up.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down stop-all status demo test lint format typecheck bench clean reproduce-codet
+.PHONY: help venv up down stop-all status prometheus demo test lint format typecheck bench clean reproduce-codet
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,11 +22,14 @@ up: ## start infra, sandbox image, migrations and the four services (EXECUTORS=K
 down: ## stop the four services (infra keeps running)
 	bash deploy/local/stop.sh
 
-stop-all: ## stop the services and RabbitMQ, PostgreSQL and dockerd
+stop-all: ## stop the services, our Prometheus, RabbitMQ, PostgreSQL and dockerd
 	bash deploy/local/stop.sh --all
 
 status: ## infra, services, queue depths, sandbox containers
 	@bash deploy/local/status.sh
+
+prometheus: ## start a Prometheus scraping the running services (127.0.0.1:9790, docs/OBSERVABILITY.md)
+	bash deploy/local/prometheus.sh start
 
 demo: ## bring the stack up and run the end-to-end demo
 	bash $(UP)

@@ -36,12 +36,17 @@ the copy has somewhere to go as long as the work queue is not deleted under it.
 The delay queues and the exchange that feeds them (``<prefix>.retry``) are new objects;
 the arguments of the work and dead-letter queues that running systems have already
 declared are unchanged, so deploying this needs no migration of queues.
+
+Every delivery is counted per queue (``shared.observability.metrics``): handled (the
+handler returned), failed (it raised), retried and dead-lettered (the copy confirmed),
+with the handler's time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
@@ -67,6 +72,7 @@ from shared.messages import (
     GenerateRequest,
     ScoreProblem,
 )
+from shared.observability import metrics
 from shared.settings import BrokerSettings
 
 log = structlog.get_logger(__name__)
@@ -244,6 +250,7 @@ class Broker:
             ),
             routing_key=kind,
         )
+        metrics.dead_lettered(kind)
         log.warning("message.dead_lettered", kind=kind, attempts=attempt, reason=reason[:500])
         if self.on_dead_letter is not None:
             try:
@@ -273,6 +280,7 @@ class Broker:
             finally:
                 self._in_flight.discard(task)
 
+        metrics.consuming(kind)
         tag = await queue.consume(on_message)
         self._consumers.append((queue, tag))
 
@@ -288,18 +296,21 @@ class Broker:
             copied = self.dead_letter(kind, incoming.body, reason, headers, attempt)
             await self._settle(incoming, copied)
             return
+        started = time.perf_counter()
         try:
             await handler(message)
         except asyncio.CancelledError:
             await incoming.nack(requeue=True)
             raise
         except PermanentError as error:
+            metrics.handler_raised(kind, time.perf_counter() - started)
             reason = f"{type(error).__name__}: {error}"
             await self._settle(
                 incoming, self.dead_letter(kind, incoming.body, reason, headers, attempt)
             )
             return
         except Exception as error:  # a handler failure must not kill the consumer
+            metrics.handler_raised(kind, time.perf_counter() - started)
             reason = f"{type(error).__name__}: {error}"
             log.exception("message.handler_failed", kind=kind, attempt=attempt)
             if attempt >= MAX_ATTEMPTS:
@@ -308,6 +319,7 @@ class Broker:
                 copied = self._schedule_retry(kind, incoming, headers, attempt, reason)
             await self._settle(incoming, copied)
             return
+        metrics.handler_returned(kind, time.perf_counter() - started)
         await incoming.ack()
 
     async def _schedule_retry(
@@ -334,6 +346,7 @@ class Broker:
             ),
             routing_key=self.topology.retry_route(kind, attempt),
         )
+        metrics.retried(kind)
         log.info("message.retry_scheduled", kind=kind, attempt=attempt + 1, delay_s=delay)
 
     @staticmethod

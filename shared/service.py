@@ -4,6 +4,10 @@ Resources are made in one place, handed to the service's ``register`` function i
 ``ServiceContext``, and closed in reverse order. SIGTERM/SIGINT stop consuming, let
 the handlers in hand finish within a bound (unfinished ones are requeued by the
 broker when the channel closes), then exit.
+
+Unless ``metrics_port`` is 0, the service serves ``/metrics``, ``/healthz`` and
+``/readyz`` (``shared.observability.server``) from before its ``register`` runs until
+it exits; it is ready only between the end of ``register`` and the stop signal.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from shared.broker import Broker, connect_broker
 from shared.db.queries import note_dead_letter_on_run
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logging import configure_logging
+from shared.observability import metrics
+from shared.observability.server import BrokerProbe, Endpoint, database_probe, run_progress
 from shared.settings import ServiceSettings
 
 
@@ -50,6 +56,26 @@ async def service_context(name: str, settings: ServiceSettings) -> AsyncIterator
         await engine.dispose()
 
 
+async def open_endpoint(
+    ctx: ServiceContext, settings: ServiceSettings, stack: contextlib.AsyncExitStack
+) -> Endpoint:
+    """The service's HTTP endpoint, listening unless ``metrics_port`` is 0; closed with
+    ``stack``. Ready = the broker and the database answer; every scrape reads the queue
+    depths and the running runs' progress."""
+    broker = BrokerProbe(ctx.broker)
+    endpoint = Endpoint(
+        ctx.name,
+        settings.metrics_host,
+        settings.metrics_port,
+        probes={"broker": broker.check, "database": database_probe(ctx.sessions)},
+        collectors={"queues": broker.queue_depths, "runs": run_progress(ctx.sessions)},
+    )
+    stack.push_async_callback(broker.aclose)
+    if settings.metrics_port:
+        await stack.enter_async_context(endpoint)
+    return endpoint
+
+
 async def serve(
     name: str, settings: ServiceSettings, register: Register, grace_s: float = 30.0
 ) -> None:
@@ -58,11 +84,15 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    metrics.set_service(name)
     async with service_context(name, settings) as ctx, contextlib.AsyncExitStack() as stack:
         ctx.broker.on_dead_letter = functools.partial(note_dead_letter_on_run, ctx.sessions)
+        endpoint = await open_endpoint(ctx, settings, stack)
         await register(ctx, stack)
+        endpoint.serving()
         ctx.log.info("service.started")
         await stop.wait()
         ctx.log.info("service.stopping")
+        endpoint.stopping()
         await ctx.broker.stop_consuming(grace_s)
     ctx.log.info("service.stopped")

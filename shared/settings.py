@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,8 +67,19 @@ class LoggingSettings(BaseModel):
     format: str = Field(default="auto", pattern="^(auto|json|console)$")
 
 
+MetricsPort = Annotated[int, Field(ge=0, le=65535)]
+"""The port of a service's ``/metrics``, ``/healthz`` and ``/readyz`` (0: none)."""
+
+
 class ServiceSettings(BaseSettings):
-    """What every service reads; each service may extend it with its own fields."""
+    """What every service reads; each service may extend it with its own fields.
+
+    ``metrics_port`` (``CODERM_METRICS_PORT``) is where the service serves
+    ``/metrics``, ``/healthz`` and ``/readyz`` on ``metrics_host``; each service has its
+    own default (generator 9711, extractor 9712, scorer 9713, executor 9720), and 0
+    turns the endpoint off. Replicas on one host need a port each: deploy/local/up.sh
+    gives ``executor-K`` 9719 + K (docs/OBSERVABILITY.md).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="CODERM_", env_nested_delimiter="__", extra="ignore"
@@ -76,6 +88,8 @@ class ServiceSettings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     broker: BrokerSettings = BrokerSettings()
     logging: LoggingSettings = LoggingSettings()
+    metrics_port: MetricsPort = 0
+    metrics_host: str = "0.0.0.0"
 
 
 class OpenAISettings(BaseModel):
@@ -107,6 +121,7 @@ class GeneratorSettings(ServiceSettings):
     openai: OpenAISettings = OpenAISettings()
     local_engines: int = Field(default=2, ge=1)
     requests_in_flight: int = Field(default=16, ge=1)
+    metrics_port: MetricsPort = 9711
 
 
 def host_cores() -> int:
@@ -140,6 +155,7 @@ class ExtractorSettings(ServiceSettings):
 
     solutions_per_batch: int = Field(default=100, ge=1)
     pairs_per_batch: int = Field(default=1000, ge=1)
+    metrics_port: MetricsPort = 9712
 
 
 class ExecutorSettings(ServiceSettings):
@@ -157,7 +173,10 @@ class ExecutorSettings(ServiceSettings):
     prefetch_extra: int = Field(default=1, ge=0)
     test_cache_mb: int = Field(default=64, ge=0)
     instance: str = Field(default_factory=default_instance)
+    metrics_port: MetricsPort = 9720
 
 
 class ScorerSettings(ServiceSettings):
     """The scorer service."""
+
+    metrics_port: MetricsPort = 9713

@@ -55,6 +55,9 @@ class Stack:
             "CODERM_BROKER__URL": BROKER_URL,
             "CODERM_BROKER__QUEUE_PREFIX": self.queue_prefix,
             "CODERM_LOGGING__FORMAT": "json",
+            # no metrics endpoint unless a test asks for one: the services of a running
+            # `make up` keep their ports
+            "CODERM_METRICS_PORT": "0",
             **extra,
         }
 

@@ -16,6 +16,15 @@ DOCKERD_LOG="/var/log/dockerd.log"
 # The services that always run one copy; the executor runs EXECUTORS copies.
 SINGLE_SERVICES=(generator extractor scorer)
 
+# Each service process serves /metrics, /healthz and /readyz on a port of its own
+# (docs/OBSERVABILITY.md): generator base+1, extractor base+2, scorer base+3 and
+# executor-K base+9+K (9711, 9712, 9713, 9720, 9721, ...). CODERM_METRICS_BASE_PORT=0
+# turns the endpoints off. Our Prometheus (deploy/local/prometheus.sh) listens on
+# CODERM_PROMETHEUS_PORT, and keeps its config, targets and data under var/prometheus.
+METRICS_BASE_PORT="${CODERM_METRICS_BASE_PORT:-9710}"
+PROM_DIR="$VAR_DIR/prometheus"
+PROM_PORT="${CODERM_PROMETHEUS_PORT:-9790}"
+
 # rabbitmqctl and the Erlang cookie need a HOME; a script run as root may have none.
 export HOME="${HOME:-/root}"
 export DEBIAN_FRONTEND=noninteractive
@@ -337,16 +346,21 @@ start_instance() {
         ok "$name already running (pid $(cat "$pidfile"))"
         return 1
     fi
-    say "starting $name (log: var/log/$name.log)"
+    local port shown
+    port="$(metrics_port "$name")"
+    shown="$port"
+    ((port)) || shown=off
+    say "starting $name (log: var/log/$name.log, metrics port: $shown)"
     printf '\n=== %s starting %s ===\n' "$(date -Is)" "$name" >>"$log"
     # The subshell execs setsid, which execs nohup, which execs python: $! is the
     # service's own pid. Its fds point at the log only, so nothing holds our stdout.
     (
         cd "$REPO_ROOT" || exit 1
-        export CODERM_INSTANCE="$name"
+        export CODERM_INSTANCE="$name" CODERM_METRICS_PORT="$port"
         exec setsid nohup "$VENV/bin/python" -m "services.$module"
     ) >>"$log" 2>&1 </dev/null &
     echo $! >"$pidfile"
+    if ((port)); then echo "$port" >"$RUN_DIR/$name.port"; else rm -f "$RUN_DIR/$name.port"; fi
     return 0
 }
 
@@ -364,7 +378,7 @@ stop_instances() {
             pids+=("$pid")
         else
             [[ -f "$pidfile" ]] && ok "$name was not running (stale pid file removed)"
-            rm -f "$pidfile"
+            rm -f "$pidfile" "$RUN_DIR/$name.port"
         fi
     done
     for ((i = 0; i < 30; i++)); do
@@ -384,6 +398,58 @@ stop_instances() {
         else
             ok "${names[$i]} stopped"
         fi
-        rm -f "$RUN_DIR/${names[$i]}.pid"
+        rm -f "$RUN_DIR/${names[$i]}.pid" "$RUN_DIR/${names[$i]}.port"
     done
+}
+
+# --- metrics and Prometheus -------------------------------------------------------------
+
+# metrics_port NAME: the metrics port of instance NAME (0: none).
+metrics_port() {
+    local base="$METRICS_BASE_PORT"
+    [[ "$base" =~ ^[0-9]+$ ]] || die "CODERM_METRICS_BASE_PORT must be a port number, got '$base'"
+    if ((base == 0)); then
+        echo 0
+        return 0
+    fi
+    case "$1" in
+    generator) echo $((base + 1)) ;;
+    extractor) echo $((base + 2)) ;;
+    scorer) echo $((base + 3)) ;;
+    executor-*) echo $((base + 9 + ${1#executor-})) ;;
+    *) echo 0 ;;
+    esac
+}
+
+# service_targets: "name 127.0.0.1:port" for every running instance with a metrics port.
+service_targets() {
+    local name module
+    while read -r name module; do
+        pid_alive "$RUN_DIR/$name.pid" "$module" && [[ -s "$RUN_DIR/$name.port" ]] || continue
+        echo "$name 127.0.0.1:$(cat "$RUN_DIR/$name.port")"
+    done < <(instances_with_pidfiles)
+    return 0
+}
+
+# write_targets FILE < "name host:port" lines: a Prometheus file_sd target list (one
+# target a process, labelled process=NAME), replaced atomically so a Prometheus that
+# watches FILE never reads half of it.
+write_targets() {
+    local file="$1" name address sep=""
+    mkdir -p "$(dirname "$file")"
+    {
+        echo "["
+        while read -r name address; do
+            printf '%s  {"targets": ["%s"], "labels": {"process": "%s"}}' "$sep" "$address" "$name"
+            sep=$',\n'
+        done
+        printf '\n]\n'
+    } >"$file.tmp"
+    mv -f "$file.tmp" "$file"
+}
+
+# refresh_targets: the local services' targets for our Prometheus (and any other that
+# reads var/prometheus/targets/services.json), after services started or stopped.
+refresh_targets() {
+    service_targets | write_targets "$PROM_DIR/targets/services.json"
 }

@@ -22,7 +22,9 @@ listed=0
 while read -r name module; do
     listed=1
     if pid_alive "$RUN_DIR/$name.pid" "$module"; then
-        printf '  %-12s running (pid %s)\n' "$name" "$(cat "$RUN_DIR/$name.pid")"
+        metrics=""
+        [[ -s "$RUN_DIR/$name.port" ]] && metrics=", metrics http://127.0.0.1:$(cat "$RUN_DIR/$name.port")/metrics"
+        printf '  %-12s running (pid %s%s)\n' "$name" "$(cat "$RUN_DIR/$name.pid")" "$metrics"
     else
         printf '  %-12s NOT running (stale pid file)\n' "$name"
     fi
@@ -37,6 +39,9 @@ if [[ "$mq_state" == up ]]; then
 else
     echo "  (RabbitMQ is down)"
 fi
+
+say "metrics"
+bash "$REPO_ROOT/deploy/local/prometheus.sh" status || echo "  (could not ask deploy/local/prometheus.sh)"
 
 say "sandboxes"
 if [[ "$docker_state" == up ]]; then

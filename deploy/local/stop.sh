@@ -2,7 +2,7 @@
 # Stop the coderm services started by deploy/local/up.sh.
 #
 #   deploy/local/stop.sh         SIGTERM each service (SIGKILL after 30 s), remove pid files
-#   deploy/local/stop.sh --all   also stop RabbitMQ, PostgreSQL and dockerd
+#   deploy/local/stop.sh --all   also stop our Prometheus, RabbitMQ, PostgreSQL and dockerd
 set -euo pipefail
 
 # shellcheck source=deploy/local/lib.sh
@@ -27,9 +27,11 @@ if [[ -n "$(instances_with_pidfiles)" ]]; then
 else
     ok "no service pid files under var/run"
 fi
+refresh_targets
 
 if ((ALL)); then
     say "stopping infrastructure"
+    bash "$REPO_ROOT/deploy/local/prometheus.sh" stop || warn "deploy/local/prometheus.sh stop failed"
     if mq_up; then
         say "stopping RabbitMQ"
         rabbitmqctl -q stop </dev/null || warn "rabbitmqctl stop failed"

@@ -6,6 +6,10 @@
 #   deploy/local/up.sh --executors K    run K executor replicas (or EXECUTORS=K; surplus ones stop)
 #   deploy/local/up.sh --venv-only      only make/refresh .venv
 #
+# Each service serves /metrics, /healthz and /readyz on its own port (generator 9711,
+# extractor 9712, scorer 9713, executor-K 9719+K; see docs/OBSERVABILITY.md);
+# deploy/local/prometheus.sh runs a Prometheus that scrapes them.
+#
 # Idempotent: each step checks first and acts only when something is missing or
 # stopped, so a second run changes nothing.
 set -euo pipefail
@@ -18,7 +22,7 @@ VENV_ONLY=0
 EXECUTORS="${EXECUTORS:-1}"
 
 usage() {
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while (($#)); do
@@ -120,16 +124,20 @@ if ((${#started[@]})); then
         else
             printf '[coderm] ERROR: %s died right after starting; last lines of var/log/%s.log:\n' "$name" "$name" >&2
             tail -n 20 "$LOG_DIR/$name.log" | sed 's/^/    | /' >&2
-            rm -f "$RUN_DIR/$name.pid"
+            rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port"
             failed=1
         fi
     done
 fi
 
+# The targets of a Prometheus that follows the services (deploy/local/prometheus.sh).
+refresh_targets
+
 execlogs="executor-1.log"
 ((EXECUTORS == 1)) || execlogs+=" ... executor-$EXECUTORS.log"
 say "logs:    $LOG_DIR/<service>.log (executors: $execlogs); tail -f var/log/*.log"
 say "status:  bash deploy/local/status.sh   (or: make status)"
+say "metrics: http://127.0.0.1:<port>/metrics, /healthz, /readyz (ports: status.sh); Prometheus: bash deploy/local/prometheus.sh"
 say "stop:    bash deploy/local/stop.sh     (--all also stops RabbitMQ, PostgreSQL and dockerd)"
 if ((failed)); then
     die "some services failed to start (see above)"

@@ -16,6 +16,7 @@ from services.executor.jobs import plan_jobs, result_rows
 from shared.broker import Broker
 from shared.core.profiles import ExecLimits
 from shared.messages import ExecuteBatch, ScoreProblem
+from shared.observability import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +71,7 @@ class ExecuteHandler:
             await store.mark_batch_done(
                 session, message.run_id, message.problem_id, message.batch_no, plan.pairs, seconds
             )
+        metrics.pairs_executed(row["outcome"] for row in executions)
         log.info(
             "batch.executed",
             run_id=str(message.run_id),
@@ -97,7 +99,8 @@ class ExecuteHandler:
         results left are stored as such, never as a pass.
         """
         try:
-            batch = await run_with_retries(self.sandbox, jobs, site_packages=site_packages)
+            sandbox = metrics.CountedSandbox(self.sandbox)  # counts container starts, failures
+            batch = await run_with_retries(sandbox, jobs, site_packages=site_packages)
         except SandboxError as exc:
             log.warning("sandbox.failed", timings=exc.timings.as_dict(), exc_info=True)
             raise
