@@ -32,8 +32,9 @@ from shared.enums import RunState
 from shared.runs.creation import RunRequest
 from shared.settings import ServiceSettings
 
-#: Show a run's results / how a run compares with the previous checkpoint's. Called
-#: outside the watch's event loop (they may run their own).
+#: Show a run's results / how a run (A, the candidate) compares with the previous
+#: checkpoint's (B, the baseline). Called outside the watch's event loop (they may run
+#: their own).
 Report = Callable[[uuid.UUID], None]
 Compare = Callable[[uuid.UUID, uuid.UUID], None]
 DONE = (RunState.FINISHED.value, RunState.FAILED.value)
@@ -156,8 +157,8 @@ async def watch_once(sessions: async_sessionmaker[AsyncSession], watch: Watch, s
         if previous is None:
             await _show(show.report, run_id)
         else:
-            console.print(f"checkpoint {path.name} against the one before it:")
-            await _show(show.compare, previous, run_id)
+            console.print(f"checkpoint {path.name} (A) against the one before it (B):")
+            await _show(show.compare, run_id, previous)
         await _mark_reported(sessions, run_id)
         previous = run_id
     return ok

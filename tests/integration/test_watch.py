@@ -105,7 +105,7 @@ def test_watch_evaluates_each_new_checkpoint_once_and_compares_it(
     assert [r["model"] for r in runs] == ["checkpoint-100", "checkpoint-200"]
     assert all(r["state"] == "finished" for r in runs)
     assert all(r["config"]["watch"]["reported"] for r in runs)
-    assert "checkpoint checkpoint-200 against the one before it" in output
+    assert "checkpoint checkpoint-200 (A) against the one before it (B)" in output
     assert str(runs[0]["id"])[:8] in output and str(runs[1]["id"])[:8] in output
     assert "checkpoint-300" not in output
 
@@ -119,7 +119,7 @@ def test_watch_evaluates_each_new_checkpoint_once_and_compares_it(
     assert code == 0, output
     runs = watch_runs(stack)
     assert [r["model"] for r in runs][-1] == "checkpoint-300" and len(runs) == 3
-    assert "checkpoint checkpoint-300 against the one before it" in output
+    assert "checkpoint checkpoint-300 (A) against the one before it (B)" in output
     assert run_ids_in(output) >= {uuid.UUID(str(runs[2]["id"]))}
 
 
