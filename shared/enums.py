@@ -110,3 +110,6 @@ class ProblemState(StrEnum):
     PENDING = "pending"
     EXTRACTED = "extracted"
     SCORED = "scored"
+    EXTRACTING = "extracting"
+    """Given more tests by a later round of a run with a test budget, whose tests are
+    not extracted yet."""

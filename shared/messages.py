@@ -36,11 +36,15 @@ class Message(BaseMessage):
 
 
 class GenerateRequest(Message):
-    """Ask the generator for ``count`` completions of ``role`` for one problem of a run."""
+    """Ask the generator for ``count`` completions of ``role`` for one problem of a run:
+    samples ``start .. start + count - 1`` (a later round of a run with a test budget
+    asks for the samples after those it has), for round ``round``."""
 
     kind: Literal["generate"] = "generate"
     role: Role
     count: int = Field(ge=0, le=10_000)
+    start: int = Field(default=0, ge=0, le=10_000)
+    round: int = Field(default=1, ge=1)
 
 
 class ExtractRequest(Message):
@@ -49,6 +53,9 @@ class ExtractRequest(Message):
     kind: Literal["extract"] = "extract"
     role: Role
     completion_ids: list[int]
+    round: int = Field(default=1, ge=1)
+    """The round the completions were asked for; one of an earlier round than the
+    problem's is extracted but no longer moves the problem."""
 
 
 class ExecuteBatch(Message):

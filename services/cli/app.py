@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from pathlib import Path
@@ -18,13 +19,16 @@ from services.cli import benchmark_import, benchmarks, importers, render, store,
 from services.cli import compare as compare_cmd
 from services.cli import exec_pairs as exec_pairs_cmd
 from services.cli import report as report_cmd
+from services.cli import rounds as rounds_view
 from services.cli import watch as watch_cmd
 from services.cli.dead_letters import dead_letters_table, peek_dead_letters
+from services.cli.difficulty import difficulty_app
 from services.cli.errors import UserError
 from services.cli.models import model_app
 from services.cli.shell import console, user_errors, with_sessions
 from shared.broker import connect_broker
 from shared.core.profiles import AdaptiveLimit
+from shared.core.round_plan import LIVE_ALLOCATIONS
 from shared.core.run_profile import RunProfile, run_profile
 from shared.core.run_request import RUN_DEFAULTS, RunSettings
 from shared.enums import CompletionFormat, Role, RunState
@@ -34,6 +38,7 @@ from shared.settings import ServiceSettings
 
 app = typer.Typer(help="Score LLM-written code with LLM-written unit tests.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.add_typer(difficulty_app, name="difficulty")
 DEMO_DIR = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
@@ -233,12 +238,41 @@ def run(
             "block), labels (evalplus plus inputs alone); strict: ours"
         ),
     ] = RUN_DEFAULTS.profile,
+    test_budget: Annotated[
+        int | None,
+        typer.Option(
+            help="total test samples over the problems, spent in rounds where they can "
+            "change the pick (-m then caps a problem's samples) [default: -m each at once]",
+            min=1,
+        ),
+    ] = RUN_DEFAULTS.test_budget,
+    first_round: Annotated[
+        int, typer.Option(help="with --test-budget: test samples a problem in round 1", min=1)
+    ] = RUN_DEFAULTS.first_round,
+    allocation: Annotated[
+        str,
+        typer.Option(
+            help="with --test-budget: who gets the later rounds' tests "
+            f"({', '.join(LIVE_ALLOCATIONS)})"
+        ),
+    ] = RUN_DEFAULTS.allocation,
+    difficulty: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --allocation paper: the pass rates `coderm difficulty predict --out` "
+            "wrote, used instead of the estimate from the executions",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     detach: Annotated[bool, typer.Option(help="submit and return")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait before giving up")] = 7200.0,
 ) -> None:
     """Submit a run; follow it with per-stage progress bars, then print its table.
 
-    A checkpoint folder as ``--policy`` is registered as a vllm model on first sight."""
+    A checkpoint folder as ``--policy`` is registered as a vllm model on first sight.
+    With ``--test-budget`` the tests come in rounds (``coderm status`` and the report
+    show them)."""
     settings = RunSettings(
         n_solutions=n,
         n_tests=m,
@@ -250,7 +284,15 @@ def run(
         ground_truth=ground_truth,
         adaptive=adaptive,
         profile=profile,
+        test_budget=test_budget,
+        first_round=first_round,
+        allocation=allocation,
     )
+    with user_errors():
+        if difficulty is not None:
+            settings = dataclasses.replace(
+                settings, lambdas=submission.predicted_lambdas(difficulty, policy)
+            )
     request = submission.run_request(
         benchmark=benchmark, policy=policy, test_model=test_model, name=name, settings=settings
     )
@@ -302,12 +344,16 @@ def status(
 ) -> None:
     """Print a run's state and per-stage progress (or follow it)."""
 
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> store.Progress:
+    async def work(
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> tuple[store.Progress, str | None, tuple[rounds_view.RoundRow, ...]]:
         async with sessions() as session:
             found = await store.find_run(session, run_id)
-            return await store.run_progress(session, found.id)
+            found_rounds = await rounds_view.load_rounds(session, found.id)
+            progress = await store.run_progress(session, found.id)
+            return progress, rounds_view.budget_line(found.config, found_rounds), found_rounds
 
-    progress = with_sessions(work)
+    progress, budget, run_rounds = with_sessions(work)
     if follow:
         _follow(progress.run_id, timeout)
         return
@@ -317,6 +363,9 @@ def status(
     for stage in render.STAGES:
         done, total = getattr(progress, stage)
         console.print(f"{stage:>10}: {done}/{total}")
+    if budget is not None:
+        console.print(budget)
+        console.print(render.FittedTable(rounds_view.rounds_table(run_rounds)))
 
 
 @app.command()
@@ -392,15 +441,52 @@ def simulate_allocation(
 
 @app.command()
 def compare(
-    run_a: Annotated[str, typer.Argument(help="run A: id or unique prefix")],
-    run_b: Annotated[str, typer.Argument(help="run B: id or unique prefix")],
+    run_a: Annotated[str, typer.Argument(help="run A (the candidate): id or unique prefix")],
+    run_b: Annotated[str, typer.Argument(help="run B (the baseline): id or unique prefix")],
     output: Annotated[
         compare_cmd.CompareFormat, typer.Option("--format", help="what to print")
     ] = compare_cmd.CompareFormat.TABLE,
+    level: Annotated[
+        float, typer.Option(help="confidence level of the intervals, a fraction")
+    ] = compare_cmd.DEFAULT_BOOTSTRAP.level,
+    resamples: Annotated[
+        int, typer.Option(help="bootstrap resamples of the common problems", min=1)
+    ] = compare_cmd.DEFAULT_BOOTSTRAP.resamples,
+    seed: Annotated[
+        int, typer.Option(help="seed of the resamples", min=0)
+    ] = compare_cmd.DEFAULT_BOOTSTRAP.seed,
+    inner: Annotated[
+        int,
+        typer.Option(
+            help="also resample each problem's solutions and tests: re-scored copies "
+            "a problem (slow; 0: problems only)",
+            min=0,
+        ),
+    ] = 0,
+    fail_on_regression: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="METRIC[:THRESHOLD]",
+            help="exit 1 when A is significantly worse than B on METRIC (e.g. codet.pass@1) "
+            "by more than THRESHOLD percentage points [0]; repeatable",
+        ),
+    ] = None,
 ) -> None:
-    """Two runs side by side on their common problems: deltas, per-problem wins/losses."""
-    found = with_sessions(lambda sessions: compare_cmd.load_comparison(sessions, run_a, run_b))
+    """Two runs side by side on their common problems: deltas with paired bootstrap
+    intervals and verdicts, per-problem wins/losses."""
+    with user_errors():
+        gates = compare_cmd.parse_gates(fail_on_regression or [])
+        spec = compare_cmd.bootstrap_spec(level, resamples, seed, inner)
+    found = with_sessions(
+        lambda sessions: compare_cmd.load_comparison(sessions, run_a, run_b, spec)
+    )
+    with user_errors():
+        failures = compare_cmd.check_gates(found, gates)
     compare_cmd.emit_comparison(console, found, output)
+    for failure in failures:
+        typer.echo(failure, err=True)
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()

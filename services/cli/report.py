@@ -33,6 +33,8 @@ from services.cli.blocks import (
     to_markdown,
 )
 from services.cli.report_data import RunData, RunInfo, load_run_data
+from services.cli.rounds import RoundRow, rounds_table
+from services.cli.rounds import as_dicts as rounds_dicts
 from shared.core.allocation_rounds import ALLOCATIONS, OrderedProblem
 from shared.core.analysis import (
     STRATEGY_LABELS,
@@ -65,6 +67,8 @@ class Report:
     stored_metrics: dict[str, tuple[float, int]]
     mismatches: list[Mismatch]
     allocation: AllocationSim | None = None
+    rounds: tuple[RoundRow, ...] = ()
+    budget: str | None = None
 
 
 def _ks(rows: Sequence[StrategyRow]) -> list[str]:
@@ -137,7 +141,8 @@ def _run_lines(report: Report) -> list[Block]:
     lines = [
         f"run `{run.run_id}` ({run.name or 'unnamed'}), benchmark {run.benchmark}, "
         f"policy {run.policy}, test model {run.test_model}, "
-        f"{run.n_solutions} solutions x {run.n_tests} test samples, {run.test_style} tests",
+        f"{run.n_solutions} solutions x {'up to ' if report.budget else ''}{run.n_tests} "
+        f"test samples, {run.test_style} tests",
         f"state {run.state}: {run.problems_scored} of {run.problems} problems scored; "
         f"created {run.created_at}, finished {run.finished_at or '-'}",
         f"ground truth: {report.analysis.ground_truth}",
@@ -378,6 +383,12 @@ def document(report: Report, terminal: bool = False) -> list[Block]:
     its figure)."""
     title = report.run.name or report.run.run_id[:8]
     blocks: list[Block] = [Heading(f"coderm report: {title}", 1), *_run_lines(report)]
+    if report.budget is not None:
+        blocks += [
+            Heading("Rounds of the test budget"),
+            Para(report.budget),
+            rounds_table(report.rounds),
+        ]
     if report.analysis.strategies:
         blocks += _correctness_blocks(report, terminal)
     if report.analysis.unlabelled:
@@ -424,6 +435,8 @@ def to_json(report: Report) -> str:
         "allocation_rounds": (
             None if report.allocation is None else allocation_report.sim_dict(report.allocation)
         ),
+        "budget": report.budget,
+        "rounds": rounds_dicts(report.rounds),
     }
     return json.dumps(data, indent=2, allow_nan=False)
 
@@ -490,7 +503,15 @@ def make_report(
         if rounds
         else None
     )
-    return Report(data.info, analysis, data.stored_metrics, mismatches, allocation)
+    return Report(
+        data.info,
+        analysis,
+        data.stored_metrics,
+        mismatches,
+        allocation,
+        rounds=data.rounds,
+        budget=data.budget,
+    )
 
 
 class ReportFormat(StrEnum):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.cli.rounds import RoundRow, budget_line, load_rounds
 from shared.core.analysis_types import ProblemMatrix
 from shared.core.run_profile import RunProfile, run_profile
 from shared.db.matrices import load_matrices
@@ -71,6 +72,10 @@ class RunData:
     base_problems: tuple[ProblemMatrix, ...] | None
     unlabelled: tuple[ProblemMatrix, ...]
     stored_metrics: dict[str, tuple[float, int]]
+    rounds: tuple[RoundRow, ...] = ()
+    """The rounds of a run with a test budget (none otherwise)."""
+    budget: str | None = None
+    """The test budget in words (:func:`services.cli.rounds.budget_line`)."""
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -135,10 +140,13 @@ async def load_run_data(session: AsyncSession, run: Run) -> RunData:
             RunMetric.run_id == run.id
         )
     )
+    rounds = await load_rounds(session, run.id)
     return RunData(
         info=info,
         problems=problems,
         base_problems=base_problems if has_base and problems else None,
         unlabelled=unlabelled,
         stored_metrics={name: (value, count) for name, value, count in metrics},
+        rounds=rounds,
+        budget=budget_line(run.config, rounds),
     )

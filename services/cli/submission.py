@@ -4,17 +4,18 @@ publish its generate requests."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from services.cli import checkpoints, registry
+from services.cli.errors import UserError
 from shared.broker import connect_broker
 from shared.core.run_request import RUN_DEFAULTS, RunSettings
 from shared.db.session import make_engine, make_sessionmaker
-from shared.runs.creation import RunRequest, create_run
-from shared.runs.fanout import generate_requests
+from shared.runs.creation import RunRequest, create_run, run_start_requests
 from shared.settings import ServiceSettings
 
 
@@ -58,7 +59,7 @@ async def submit_run(
     config: Mapping[str, Any] | None = None,
 ) -> Submitted:
     """Create the run (its policy model the registered ``checkpoint``, when given) with
-    ``config`` merged into its config, then publish a generate request per problem and role."""
+    ``config`` merged into its config, then publish the requests that start it."""
     settings = ServiceSettings()
     engine = make_engine(settings.database)
     registered = False
@@ -70,9 +71,24 @@ async def submit_run(
             run_row, problem_ids = await create_run(session, request)
             if config:
                 run_row.config = {**run_row.config, **config}
-        messages = generate_requests(run_row.id, problem_ids, request.n_solutions, request.n_tests)
+        messages = run_start_requests(run_row, problem_ids)
         async with connect_broker(settings.broker) as broker:
             await broker.publish_many(messages)
         return Submitted(run_row.id, request.policy, registered)
     finally:
         await engine.dispose()
+
+
+def predicted_lambdas(path: Path, policy: str) -> dict[str, float]:
+    """The predicted pass rates of ``coderm difficulty predict --out`` (task id ->
+    lambda), checked to be for ``policy`` (a registered name; a checkpoint folder is
+    taken as it is)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        predictions = {str(k): float(v) for k, v in data["predictions"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{path}: not a `coderm difficulty predict --out` file ({exc})") from None
+    named = data.get("policy")
+    if policy_checkpoint(policy) is None and named not in (None, policy):
+        raise UserError(f"{path} predicts for policy {named!r}, not {policy!r}")
+    return predictions

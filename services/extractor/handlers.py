@@ -26,11 +26,11 @@ from shared.core.extraction_ref import (
     extract_unittest_ref,
     extract_verbatim,
 )
-from shared.db.models import Completion, Problem, RunProblem, Solution, UnitTest
+from shared.db.models import Completion, Problem, RunProblem, RunRoundProblem, Solution, UnitTest
 from shared.enums import CompletionFormat, ExtractionStatus, Role, TestStyle
 from shared.errors import UnknownReferenceError
 from shared.messages import ExtractRequest, Message
-from shared.runs.fanout import batch_requests
+from shared.runs.fanout import ROUND_BATCH_STRIDE, batch_requests
 
 log = structlog.get_logger(__name__)
 
@@ -87,9 +87,9 @@ class ExtractHandler:
             fresh = {cid: result.status.value for cid, result, _ in extracted}
             statuses = Counter(fresh.get(c.id, str(c.extraction_status)) for c in completions)
             row = await store.mark_extracted(
-                session, message.run_id, message.problem_id, message.role
+                session, message.run_id, message.problem_id, message.role, message.round
             )
-            if store.ready_to_plan(row):
+            if row is not None and store.ready_to_plan(row):
                 follow_ups = await self._plan(session, message, row)
         log.info(
             "extract.done",
@@ -138,9 +138,30 @@ class ExtractHandler:
     async def _plan(
         self, session: AsyncSession, message: ExtractRequest, row: RunProblem
     ) -> list[Message]:
+        """Plan the batches of the problem's round: every solution against the tests
+        that are new in it (round 1: all of them, and the solution's ground truth)."""
         solution_ids = await store.run_solution_ids(session, message.run_id, message.problem_id)
         tests = await store.run_test_count(session, message.run_id, message.problem_id)
-        per_batch = solutions_per_batch(tests, self.pairs_per_batch, self.solutions_per_batch)
+        pairs = tests + 1
+        if row.round > 1:
+            before = await session.get(
+                RunRoundProblem, (message.run_id, row.round, message.problem_id)
+            )
+            old = await store.run_test_count(
+                session,
+                message.run_id,
+                message.problem_id,
+                before.tests_before if before is not None else None,
+            )
+            pairs = tests - old
+        per_batch = solutions_per_batch(
+            max(pairs - 1, 0), self.pairs_per_batch, self.solutions_per_batch
+        )
         batches = split_batches(solution_ids, per_batch)
-        await store.plan_batches(session, row, batches, tests)
-        return batch_requests(message.run_id, message.problem_id, list(enumerate(batches)))
+        first_no = (row.round - 1) * ROUND_BATCH_STRIDE
+        await store.plan_batches(session, row, batches, pairs, first_no)
+        return batch_requests(
+            message.run_id,
+            message.problem_id,
+            [(first_no + no, batch) for no, batch in enumerate(batches)],
+        )

@@ -15,6 +15,7 @@ from shared.db.models import (
     CompletionSolution,
     CompletionTest,
     ExecutionBatch,
+    RunCompletion,
     RunProblem,
     Solution,
     UnitTest,
@@ -103,15 +104,19 @@ async def link_tests(session: AsyncSession, links: Sequence[tuple[int, int, int]
 
 
 async def mark_extracted(
-    session: AsyncSession, run_id: uuid.UUID, problem_id: int, role: Role
-) -> RunProblem:
+    session: AsyncSession, run_id: uuid.UUID, problem_id: int, role: Role, round_no: int = 1
+) -> RunProblem | None:
     """Flag one role of a run's problem as extracted, holding the row lock, and once both
     roles are in move the problem to extracted; return the row.
 
     The move goes through :mod:`shared.runs.lifecycle`, so a problem already scored stays
     scored when an ``ExtractRequest`` of it is delivered again (see :func:`ready_to_plan`).
+    A request of another round than the problem's (``round_no``: one of an earlier
+    round of a run with a test budget, delivered late) flags nothing: ``None``.
     """
     row = await lock_run_problem(session, run_id, problem_id)
+    if round_no != row.round:
+        return None
     if role is Role.SOLUTION:
         row.solutions_extracted = True
     else:
@@ -135,15 +140,28 @@ async def run_solution_ids(session: AsyncSession, run_id: uuid.UUID, problem_id:
     return list(dict.fromkeys(sid for sid in samples if sid is not None))
 
 
-async def run_test_count(session: AsyncSession, run_id: uuid.UUID, problem_id: int) -> int:
-    """How many distinct unit tests a run's problem has."""
-    return len(set(await session.scalars(run_test_ids(run_id, problem_id))))
+async def run_test_count(
+    session: AsyncSession, run_id: uuid.UUID, problem_id: int, before: int | None = None
+) -> int:
+    """How many distinct unit tests a run's problem has (``before``: only those its test
+    samples below that sample index yield)."""
+    query = run_test_ids(run_id, problem_id)
+    if before is not None:
+        query = query.join(Completion, Completion.id == RunCompletion.completion_id).where(
+            Completion.sample_index < before
+        )
+    return len(set(await session.scalars(query)))
 
 
 async def plan_batches(
-    session: AsyncSession, row: RunProblem, batches: list[list[int]], tests: int
+    session: AsyncSession,
+    row: RunProblem,
+    batches: list[list[int]],
+    pairs_per_solution: int,
+    first_no: int = 0,
 ) -> None:
-    """Record the problem's execution batches (solution ids each)."""
+    """Record the problem's execution batches (solution ids each), numbered from
+    ``first_no``, each with the pairs it is to run (``pairs_per_solution`` a solution)."""
     if batches:
         await session.execute(
             insert(ExecutionBatch)
@@ -152,9 +170,9 @@ async def plan_batches(
                     {
                         "run_id": row.run_id,
                         "problem_id": row.problem_id,
-                        "batch_no": no,
+                        "batch_no": first_no + no,
                         "solution_ids": batch,
-                        "pairs": len(batch) * (tests + 1),
+                        "pairs": len(batch) * pairs_per_solution,
                     }
                     for no, batch in enumerate(batches)
                 ]

@@ -30,6 +30,13 @@ class Work:
     role: Role
     count: int
     generation: RunGeneration
+    start: int = 0
+    """The first sample index asked for: samples ``start .. start + count - 1``."""
+
+    @property
+    def end(self) -> int:
+        """One past the last sample index asked for."""
+        return self.start + self.count
 
 
 class Backend(Protocol):
@@ -42,12 +49,13 @@ class Backend(Protocol):
 
 @dataclass
 class ReplayBackend:
-    """Serves the first ``count`` imported completions, in their published order."""
+    """Serves imported completions ``start .. start + count - 1``, in their published
+    order."""
 
     sessions: async_sessionmaker[AsyncSession]
 
     async def completions(self, work: Work) -> list[int]:
-        """The ids of the first ``count`` imported samples (fewer if fewer were imported)."""
+        """The ids of the imported samples asked for (fewer if fewer were imported)."""
         async with self.sessions() as session:
             rows = await session.scalars(
                 select(Completion.id)
@@ -56,7 +64,8 @@ class ReplayBackend:
                     Completion.problem_id == work.problem.id,
                     Completion.role == work.role.value,
                     Completion.generation == IMPORTED_GENERATION,
-                    Completion.sample_index < work.count,
+                    Completion.sample_index >= work.start,
+                    Completion.sample_index < work.end,
                 )
                 .order_by(Completion.sample_index)
             )

@@ -32,6 +32,7 @@ from shared.core.sampling import SamplingSettings
 from shared.db.models import Completion, Problem
 from shared.enums import CompletionFormat, Role
 from shared.errors import PermanentError
+from shared.observability import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -54,9 +55,9 @@ def request_seed(run_seed: int, task_id: str, role: Role, start: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF
 
 
-def first_missing(have: set[int], count: int) -> int:
-    """The first sample index below ``count`` not yet stored (``count`` if none)."""
-    return next((index for index in range(count) if index not in have), count)
+def first_missing(have: set[int], end: int, start: int = 0) -> int:
+    """The first sample index in ``start .. end - 1`` not yet stored (``end`` if none)."""
+    return next((index for index in range(start, end) if index not in have), end)
 
 
 def problem_text(problem: Problem) -> ProblemText:
@@ -103,7 +104,8 @@ class GeneratingBackend:
     pool: EnginePool
 
     async def completions(self, work: Work) -> list[int]:
-        """The ids of samples ``0 .. count-1`` of this generation, generating the missing."""
+        """The ids of samples ``start .. start + count - 1`` of this generation,
+        generating the missing."""
         fmt = CompletionFormat(work.model.format)
         prompt = build_prompt(problem_text(work.problem), work.role, fmt)
         sampling = work.generation.for_role(work.role)
@@ -114,8 +116,8 @@ class GeneratingBackend:
                     select(Completion.sample_index).where(*self._where(work, generation))
                 )
             )
-        start = first_missing(have, work.count)
-        if start < work.count:
+        start = first_missing(have, work.end, work.start)
+        if start < work.end:
             samples = await self._generate(work, prompt, sampling, start)
             async with self.sessions.begin() as session:
                 await session.execute(
@@ -140,7 +142,7 @@ class GeneratingBackend:
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 max_tokens=sampling.max_tokens,
-                n=work.count - start,
+                n=work.end - start,
                 seed=request_seed(work.generation.seed, work.problem.task_id, work.role, start),
                 stop=prompt.stop,
             ),
@@ -160,6 +162,7 @@ class GeneratingBackend:
             raise GenerationRefusedError(
                 f"model {work.model.name!r} returned {len(samples)} of {request.sampling.n} samples"
             )
+        metrics.generated(work.model.name, samples)
         log.info(
             "generate.sampled",
             run_id=str(work.run_id),
@@ -178,5 +181,6 @@ class GeneratingBackend:
             Completion.problem_id == work.problem.id,
             Completion.role == work.role.value,
             Completion.generation == generation,
-            Completion.sample_index < work.count,
+            Completion.sample_index >= work.start,
+            Completion.sample_index < work.end,
         ]

@@ -37,6 +37,7 @@ async def load_work(session: AsyncSession, message: GenerateRequest) -> Work:
         problem=problem,
         role=message.role,
         count=message.count,
+        start=message.start,
         generation=RunGeneration.model_validate(run.config.get("generation", {})),
     )
 
@@ -94,5 +95,6 @@ class GenerateHandler:
                 problem_id=message.problem_id,
                 role=message.role,
                 completion_ids=ids,
+                round=message.round,
             )
         )

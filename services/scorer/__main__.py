@@ -13,7 +13,7 @@ from shared.settings import ScorerSettings
 
 async def register(ctx: ServiceContext, _stack: contextlib.AsyncExitStack) -> None:
     """Subscribe the score handler."""
-    await ctx.broker.consume("score", ScoreProblem, ScoreHandler(ctx.sessions))
+    await ctx.broker.consume("score", ScoreProblem, ScoreHandler(ctx.sessions, ctx.broker))
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.core.allocation import greedy_allocation
 from shared.core.analysis_types import ProblemMatrix
@@ -82,7 +82,9 @@ class ProblemState:
     ``units``: each revealed test sample's ``(unique-test bits, slot bits)``, in
     generation order; ``seen``: its solution samples grouped by passed set over the
     revealed tests (:class:`Seen`); ``pass_rate``: the true share of correct samples,
-    for the ``gold`` analysis only (a live loop does not have it).
+    for the ``gold`` analysis only (a live loop does not have it); ``predicted``: a
+    pass rate predicted before any test (the difficulty probe's), which ``paper`` then
+    uses instead of its estimate from the executions.
     """
 
     revealed: int
@@ -90,6 +92,7 @@ class ProblemState:
     units: tuple[Draw, ...]
     seen: tuple[Seen, ...]
     pass_rate: float
+    predicted: float | None = None
 
     @property
     def room(self) -> int:
@@ -320,10 +323,16 @@ def gold(states: Sequence[ProblemState], units: int) -> list[int]:
     return [c - s.revealed for c, s in zip(counts, states, strict=True)]
 
 
+def paper_lambda(state: ProblemState) -> float:
+    """The lambda ``paper`` uses: the probe's prediction, else the executions' estimate."""
+    return state.predicted if state.predicted is not None else consensus_estimate(state)
+
+
 def paper(states: Sequence[ProblemState], units: int) -> list[int]:
     """The paper's greedy rule on ``q(b) = 1 - (1 - lambda)^b`` with a predicted
-    lambda: here :func:`consensus_estimate` of the tests revealed so far (the paper
-    predicts lambda with a probe on the prompt; the rule is the same). The estimate is
+    lambda: the difficulty probe's prediction where the state has one
+    (``ProblemState.predicted``, as the paper does), else :func:`consensus_estimate`
+    of the tests revealed so far (the rule is the same). The estimate is
     high where the samples agree, i.e. where the policy already solves the problem,
     and the rule's gain ``lambda (1 - lambda)^b`` then sends units there first. A
     problem with lambda-hat 0 (no sample passes a revealed test, or no test yet) has
@@ -332,7 +341,7 @@ def paper(states: Sequence[ProblemState], units: int) -> list[int]:
     :mod:`shared.core.allocation` has it)."""
     units = _check_round(states, units)
     counts = greedy_allocation(
-        [consensus_estimate(s) for s in states],
+        [paper_lambda(s) for s in states],
         units,
         [s.revealed for s in states],
         [s.cap for s in states],
@@ -480,6 +489,69 @@ def round_units(spent: int, problems: int, per_doubling: int = 4) -> int:
     return problems * max(1, spent // problems // per_doubling)
 
 
+def round_grants(
+    states: Sequence[ProblemState],
+    spent: int,
+    budget: int,
+    allocation: Allocation,
+    first_round: int = 1,
+    per_doubling: int = 4,
+) -> list[int]:
+    """The grants of the next round of a loop that has spent ``spent`` of ``budget``
+    test samples (totals over the problems ``states``): while the first round is not
+    spent, :func:`equal` up to ``first_round`` samples a problem; after it, a round of
+    :func:`round_units` units split by ``allocation``; never past ``budget``. The one
+    rule of both the simulation (:func:`simulate_draw`) and a live run's planner.
+    ``ValueError`` when the allocation grants more than a problem's room or than the
+    round's units, or fewer than it could."""
+    count = len(states)
+    if spent < first_round * count:
+        units = min(first_round * count, budget) - spent
+        grants = equal(states, units)
+    else:
+        units = min(round_units(spent, count, per_doubling), budget - spent)
+        grants = allocation(states, max(units, 0))
+    expected = min(max(units, 0), sum(s.room for s in states))
+    if sum(grants) != expected or any(
+        g < 0 or g > s.room for g, s in zip(grants, states, strict=True)
+    ):
+        raise ValueError(f"allocation granted {grants!r} for {units} units")
+    return grants
+
+
+def first_samples(problem: OrderedProblem, samples: int) -> OrderedProblem:
+    """``problem`` as its first ``samples`` test samples show it: their tests alone
+    (weights counted over them), every candidate's passed set cut to them."""
+    if samples >= len(problem.sample_tests):
+        return problem
+    kept = problem.sample_tests[:samples]
+    weights = Counter(t for sample in kept for t in sample)
+    matrix = problem.matrix
+    candidates = tuple(
+        replace(c, passed=frozenset(t for t in c.passed if t in weights)) for c in matrix.candidates
+    )
+    return OrderedProblem(
+        replace(matrix, candidates=candidates, test_weights=dict(weights), test_samples=samples),
+        kept,
+    )
+
+
+def revealed_state(problem: OrderedProblem, revealed: int, cap: int) -> ProblemState:
+    """What a live loop knows of a problem whose every stored test sample has run:
+    ``problem.sample_tests`` in generation order, ``revealed`` test samples asked for
+    so far (the budget's unit: a sample the generator came short of still counts) and
+    ``cap`` in all. ``pass_rate`` is NaN: a live loop has no labels (``gold`` cannot
+    run live)."""
+    prepared = _prepare(problem)
+    tests = slots = 0
+    for t, s in prepared.units:
+        tests |= t
+        slots |= s
+    return ProblemState(
+        revealed, cap, prepared.units, _seen(prepared.groups, (tests, slots)), math.nan
+    )
+
+
 @dataclass(frozen=True)
 class DrawResult:
     """One draw of one allocation: at each budget (average test samples a problem),
@@ -497,7 +569,7 @@ def simulate_draw(
     allocation: Allocation,
     budgets: Sequence[int] = ROUND_BUDGETS,
     first_round: int = 1,
-    draw: int = 0,
+    draw: int | None = 0,
     seed: int = 0,
     per_doubling: int = 4,
     *,
@@ -506,7 +578,8 @@ def simulate_draw(
     """One draw of the round-based loop for ``allocation``, read at every budget.
 
     Draw ``d`` orders problem p's test samples by
-    ``random.Random(f"{seed}:rounds:{task_id}:{d}")`` (a shuffle). The first round
+    ``random.Random(f"{seed}:rounds:{task_id}:{d}")`` (a shuffle); ``draw=None`` keeps
+    the generation order, the order a live run reveals them in. The first round
     gives every problem ``first_round`` samples (equally, as far as a budget asked for
     stops it earlier); then each round's units are :func:`round_units` (never past the
     next budget asked for), split by ``allocation``, and the granted samples are
@@ -521,7 +594,9 @@ def simulate_draw(
     prepared = list(_prepared) if _prepared is not None else [_prepare(p) for p in problems]
     count = len(prepared)
     orders = [
-        random.Random(f"{seed}:rounds:{p.matrix.task_id}:{draw}").sample(
+        list(range(len(q.units)))
+        if draw is None
+        else random.Random(f"{seed}:rounds:{p.matrix.task_id}:{draw}").sample(
             range(len(q.units)), len(q.units)
         )
         for p, q in zip(problems, prepared, strict=True)
@@ -569,17 +644,7 @@ def simulate_draw(
             room = sum(s.room for s in current)
             if room == 0:
                 break
-            if spent < first_round * count:
-                units = min(first_round * count, target) - spent
-                grants = equal(current, units)
-            else:
-                units = min(round_units(spent, count, per_doubling), target - spent)
-                grants = allocation(current, units)
-            expected = min(units, room)
-            if sum(grants) != expected or any(
-                g < 0 or g > s.room for g, s in zip(grants, current, strict=True)
-            ):
-                raise ValueError(f"allocation granted {grants!r} for {units} units")
+            grants = round_grants(current, spent, target, allocation, first_round, per_doubling)
             spent += reveal(grants)
         snapshot(target)
     return out

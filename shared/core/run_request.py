@@ -8,8 +8,10 @@ changes every command alike.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.core.round_plan import Budget
 from shared.core.run_profile import RunProfile
 
 
@@ -26,6 +28,13 @@ class RunSettings:
     whose problems label the solutions (``None``: the run's benchmark);
     ``adaptive``: the adaptive per-test limit of unittest pairs; ``profile``: whose
     semantics the run follows (:mod:`shared.core.run_profile`).
+
+    ``test_budget``: total test samples over the run's problems, spent in rounds
+    (``None``: every problem gets ``n_tests`` at once); then ``first_round``: test
+    samples a problem in round 1, and ``allocation``: the rule that splits the later
+    rounds (:mod:`shared.core.round_plan`); ``n_tests`` caps a problem's samples;
+    ``lambdas``: pass rates predicted by task id (``coderm difficulty predict``) for the
+    ``paper`` allocation.
     """
 
     n_solutions: int = 100
@@ -38,6 +47,16 @@ class RunSettings:
     ground_truth: str | None = None
     adaptive: bool = False
     profile: RunProfile = RunProfile.STRICT
+    test_budget: int | None = None
+    first_round: int = 1
+    allocation: str = "scarce"
+    lambdas: Mapping[str, float] | None = None
+
+    def budget(self) -> Budget | None:
+        """The run's test budget, ``None`` without one."""
+        if self.test_budget is None:
+            return None
+        return Budget(self.test_budget, self.first_round, self.allocation, lambdas=self.lambdas)
 
 
 RUN_DEFAULTS = RunSettings()

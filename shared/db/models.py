@@ -139,6 +139,46 @@ class RunProblem(Base):
     solutions_extracted: Mapped[bool] = mapped_column(Boolean, default=False)
     tests_extracted: Mapped[bool] = mapped_column(Boolean, default=False)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """The round of a run with a test budget the problem is in (1 for every other run);
+    a message of an earlier round no longer moves it."""
+
+
+class RunRound(Base):
+    """One round of a run with a test budget: the test samples it granted in all
+    (``units``), spent before it, how many problems got any, and the run's metrics
+    once every problem was scored with its tests (``metrics``: name -> value, as
+    ``run_metrics``)."""
+
+    __tablename__ = "run_rounds"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    units: Mapped[int] = mapped_column(Integer)
+    spent_before: Mapped[int] = mapped_column(Integer)
+    problems: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunRoundProblem(Base):
+    """A problem's part of a round: test samples asked for before it, granted in it,
+    the allocation's estimate (none in round 1) and why."""
+
+    __tablename__ = "run_round_problems"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id"), primary_key=True)
+    tests_before: Mapped[int] = mapped_column(Integer)
+    granted: Mapped[int] = mapped_column(Integer)
+    estimate: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class ExecutionBatch(Base):

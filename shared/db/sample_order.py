@@ -63,11 +63,9 @@ def ordered_problems(
     return [OrderedProblem(m, tuple(orders.get(m.problem_id, ()))) for m in matrices]
 
 
-async def load_ordered_problems(session: AsyncSession, run: Run) -> list[OrderedProblem]:
-    """The run's labelled problems with candidates, in benchmark order, each with its
-    test samples' generation order. Meant for a finished run (every matrix complete);
-    a problem without ground truth or without candidates is left out."""
-    problems = list(
+async def run_problems(session: AsyncSession, run: Run) -> list[Problem]:
+    """The run's problems in benchmark order."""
+    return list(
         await session.scalars(
             select(Problem)
             .join(RunProblem, RunProblem.problem_id == Problem.id)
@@ -75,6 +73,13 @@ async def load_ordered_problems(session: AsyncSession, run: Run) -> list[Ordered
             .order_by(Problem.position)
         )
     )
+
+
+async def load_ordered_problems(session: AsyncSession, run: Run) -> list[OrderedProblem]:
+    """The run's labelled problems with candidates, in benchmark order, each with its
+    test samples' generation order. Meant for a finished run (every matrix complete);
+    a problem without ground truth or without candidates is left out."""
+    problems = await run_problems(session, run)
     matrices = [
         m.problem_matrix()
         for m in await load_matrices(session, run, problems)

@@ -1,7 +1,8 @@
 """Creating a run: its problems, models, sampling snapshot, limits, execution and
 ground-truth profiles, in one transaction (the CLI's ``coderm run`` and ``watch`` call
 it; a reward service will too). Publishing its generate requests is the caller's part
-(:func:`shared.runs.fanout.generate_requests`, after the transaction commits).
+(:func:`run_start_requests`, after the transaction commits). A run with a test
+budget also records its first round (:mod:`shared.runs.rounds`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.core.profiles import AdaptiveLimit, ExecLimits
+from shared.core.round_plan import Budget
 from shared.core.run_profile import check_test_format
 from shared.core.run_request import RunSettings
 from shared.core.sampling import RunGeneration, SamplingSettings
 from shared.db.models import Benchmark, Model, Problem, Run, RunProblem
 from shared.enums import CompletionFormat, ModelRole, Role, RunState, TestStyle
 from shared.errors import RequestError
+from shared.messages import Message
 from shared.runs.ground_truth import resolve_ground_truth
+from shared.runs.rounds import record_first_round, start_requests
 
 
 async def benchmark_problems(session: AsyncSession, name: str) -> list[Problem]:
@@ -92,6 +96,20 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
     )
     if request.adaptive and style is not TestStyle.UNITTEST:
         raise RequestError("--adaptive applies to unittest-style tests only")
+    budget = request.budget()
+    if budget is None and request.lambdas is not None:
+        raise RequestError("--difficulty needs --test-budget (and --allocation paper)")
+    if budget is not None:
+        try:
+            budget.check(len(problems), request.n_tests)
+        except ValueError as exc:
+            raise RequestError(f"--test-budget: {exc}") from None
+        missing = [p.task_id for p in problems if p.task_id not in (budget.lambdas or {})]
+        if budget.lambdas is not None and missing:
+            raise RequestError(
+                f"--difficulty has no predicted pass rate for {len(missing)} problems "
+                f"(e.g. {missing[0]}): predict them for this benchmark"
+            )
     ground_truth = await resolve_ground_truth(
         session, request.ground_truth or request.benchmark, problems, limits
     )
@@ -112,10 +130,26 @@ async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, l
             "limits": limits.model_dump(mode="json"),
             "problems": len(problems),
             "generation": generation.model_dump(mode="json"),
+            **({"budget": budget.as_config()} if budget else {}),
         },
         state=RunState.RUNNING.value,
     )
     session.add(run)
     await session.flush()
     session.add_all(RunProblem(run_id=run.id, problem_id=p.id) for p in problems)
+    if budget is not None:
+        await session.flush()
+        await record_first_round(session, run.id, [p.id for p in problems], budget)
     return run, [p.id for p in problems]
+
+
+def run_start_requests(run: Run, problem_ids: list[int]) -> list[Message]:
+    """The generate requests that start a run made by :func:`create_run` (to publish
+    once its transaction commits)."""
+    return start_requests(
+        run.id,
+        problem_ids,
+        run.n_solutions,
+        run.n_tests,
+        Budget.from_config(run.config),
+    )

@@ -23,20 +23,21 @@ A run::
 A problem in a run::
 
     pending ──> extracted ──> scored        pending -> extracted: the extractor, once
-                                            both roles are in; extracted -> scored: the
-                                            scorer, once its matrix is complete
+                   ^            ┆           both roles are in; extracted -> scored: the
+                   │            v           scorer, once its matrix is complete
+                   └──── extracting         scored -> extracting (explicit): a new round
+                                            of a run with a test budget gives the
+                                            problem more tests (:func:`reopen_problem`);
+                                            extracting -> extracted: the extractor, once
+                                            the round's tests are in
 
 A move marked *explicit* (dotted above) is never made by a message: only a named
-operator action makes it. ``failed -> running`` is :func:`resume_run` (``coderm
-resume``), which also clears ``runs.error``; resuming a running run only clears it.
-
-Rounds of dynamic scaling (a problem given more tests after it was scored) fit the same
-table: add a state for the round (e.g. ``extracting``) to
-:class:`~shared.enums.ProblemState`, the explicit move ``Move(SCORED, EXTRACTING,
-explicit=True)`` made by a named function beside :func:`resume_run`, and the ordinary
-moves that bring the problem back (``extracting -> extracted -> scored``). Redelivered
-messages of an earlier round still cannot move it, because no message makes an
-explicit move.
+action makes it. ``failed -> running`` is :func:`resume_run` (``coderm resume``),
+which also clears ``runs.error``; resuming a running run only clears it.
+``scored -> extracting`` is :func:`reopen_problem`, called by the round planner
+(:mod:`shared.runs.rounds`) with the run locked; it also moves the problem to the new
+round (``run_problems.round``), so that the messages of an earlier round, redelivered
+late, no longer move it (the extractor compares their round with the problem's).
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ RUN_MOVES: tuple[Move[RunState], ...] = (
 PROBLEM_MOVES: tuple[Move[ProblemState], ...] = (
     Move(ProblemState.PENDING, ProblemState.EXTRACTED),
     Move(ProblemState.EXTRACTED, ProblemState.SCORED),
+    Move(ProblemState.SCORED, ProblemState.EXTRACTING, explicit=True),
+    Move(ProblemState.EXTRACTING, ProblemState.EXTRACTED),
 )
-"""The moves of a problem's state in a run (rounds of dynamic scaling add theirs here)."""
+"""The moves of a problem's state in a run."""
 
 REASON_LIMIT = 2000
 """The longest reason kept in ``runs.error``."""
@@ -151,6 +154,22 @@ def advance_run(
         if after is RunState.FAILED:
             run.error = (reason or "failed")[:REASON_LIMIT]
     return after
+
+
+def reopen_problem(row: RunProblem, round_no: int) -> ProblemState:
+    """Give a locked, scored run problem the tests of round ``round_no`` of its run's test
+    budget: scored -> extracting (an explicit move), its tests to extract again, its
+    round set. A problem in any other state, or already in that round, is left as it
+    is. Returns the state it has now."""
+    current = ProblemState(row.state)
+    if row.round >= round_no or not can_move_problem(
+        current, ProblemState.EXTRACTING, explicit=True
+    ):
+        return current
+    row.state = ProblemState.EXTRACTING.value
+    row.tests_extracted = False
+    row.round = round_no
+    return ProblemState.EXTRACTING
 
 
 async def lock_run(session: AsyncSession, run_id: uuid.UUID) -> Run | None:

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.models import ExecutionBatch, Run, RunProblem
 from shared.enums import ProblemState, RunState
 from shared.messages import Message, ScoreProblem
-from shared.runs.fanout import batch_requests, generate_requests
+from shared.runs.fanout import ROUND_BATCH_STRIDE, batch_requests
 from shared.runs.lifecycle import resume_run
+from shared.runs.rounds import problem_requests
 
 
 async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
@@ -19,8 +20,10 @@ async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
     it when every problem is scored already.
 
     All of them are idempotent: a problem whose extraction is incomplete is generated
-    again; an extracted problem gets its batches again (cached pairs are skipped, and
-    every batch ends with a score request).
+    again (the roles not extracted, for its round of a run with a test budget); an
+    extracted problem gets its round's batches again (cached pairs are skipped, and
+    every batch ends with a score request); a score request of a run whose problems are
+    all scored plans its next round, if it has a test budget left.
     """
     if await resume_run(session, run) is RunState.FINISHED:
         return []
@@ -32,11 +35,15 @@ async def resume_messages(session: AsyncSession, run: Run) -> list[Message]:
     messages: list[Message] = []
     for row in rows:
         if not (row.solutions_extracted and row.tests_extracted):
-            messages += generate_requests(run.id, [row.problem_id], run.n_solutions, run.n_tests)
+            messages += await problem_requests(session, run, row)
             continue
         batches = await session.scalars(
             select(ExecutionBatch)
-            .where(ExecutionBatch.run_id == run.id, ExecutionBatch.problem_id == row.problem_id)
+            .where(
+                ExecutionBatch.run_id == run.id,
+                ExecutionBatch.problem_id == row.problem_id,
+                ExecutionBatch.batch_no >= (row.round - 1) * ROUND_BATCH_STRIDE,
+            )
             .order_by(ExecutionBatch.batch_no)
         )
         messages += batch_requests(

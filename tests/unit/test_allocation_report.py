@@ -221,8 +221,9 @@ def test_report_files_gain_the_section_and_the_terminal_one_line(
     assert "Test budget allocation in rounds" in written.html.read_text()
 
     old, new = json.loads(to_json(plain)), json.loads(to_json(report))
-    existing = {"run", "metrics", "stored_metrics", "mismatches", "analysis"}
+    existing = {"run", "metrics", "stored_metrics", "mismatches", "analysis", "budget", "rounds"}
     assert set(old) == set(new) == {*existing, "allocation_rounds"}  # one key added
+    assert old["budget"] is None and old["rounds"] == []  # a run without a test budget
     assert old["allocation_rounds"] is None
     assert new["allocation_rounds"] == sim_dict(report.allocation)
     assert {k: v for k, v in new.items() if k != "allocation_rounds"} == {

@@ -70,6 +70,20 @@ def test_first_missing(have: set[int], count: int, start: int) -> None:
     assert first_missing(have, count) == start
 
 
+@pytest.mark.parametrize(
+    ("have", "start", "end", "first"),
+    [
+        ({0, 1}, 2, 5, 2),  # a later round: samples 2..4, none stored
+        ({0, 1, 2, 3}, 2, 5, 4),
+        ({0, 1, 2, 3, 4}, 2, 5, 5),  # all stored: nothing to generate
+        ({3}, 2, 5, 2),
+    ],
+)
+def test_first_missing_from_a_later_start(have: set[int], start: int, end: int, first: int) -> None:
+    """A round asks for the samples after those it has; earlier ones are never asked again."""
+    assert first_missing(have, end, start) == first
+
+
 class FakeEngine:
     """An in-memory engine that records when it is closed."""
 

@@ -16,6 +16,7 @@ from shared.runs.lifecycle import (
     can_move_problem,
     can_move_run,
     problem_after,
+    reopen_problem,
     run_after,
 )
 
@@ -33,8 +34,15 @@ RUN_ORDINARY = {
 RUN_EXPLICIT = {(R.FAILED, R.RUNNING)}
 """The moves only a named action (resume) makes."""
 
-PROBLEM_ORDINARY = {(P.PENDING, P.EXTRACTED), (P.EXTRACTED, P.SCORED)}
-"""Every move of a problem; all other pairs are refused."""
+PROBLEM_ORDINARY = {
+    (P.PENDING, P.EXTRACTED),
+    (P.EXTRACTED, P.SCORED),
+    (P.EXTRACTING, P.EXTRACTED),
+}
+"""Every move a message may make on a problem; all other pairs are refused."""
+
+PROBLEM_EXPLICIT = {(P.SCORED, P.EXTRACTING)}
+"""The moves only a named action (a new round: reopen_problem) makes."""
 
 
 @pytest.mark.parametrize(("current", "target"), list(product(RunState, RunState)))
@@ -52,7 +60,7 @@ def test_problem_moves(current: ProblemState, target: ProblemState) -> None:
     """A problem moves exactly along the table; a refused move leaves it where it is."""
     assert can_move_problem(current, target) is ((current, target) in PROBLEM_ORDINARY)
     assert can_move_problem(current, target, explicit=True) is (
-        (current, target) in PROBLEM_ORDINARY
+        (current, target) in PROBLEM_ORDINARY | PROBLEM_EXPLICIT
     )
     expected = target if (current, target) in PROBLEM_ORDINARY else current
     assert problem_after(current, target) is expected
@@ -113,3 +121,25 @@ def test_advance_run_keeps_final_states_and_first_reason() -> None:
     assert advance_run(failed, R.FINISHED) is R.FAILED
     assert advance_run(failed, R.RUNNING) is R.FAILED
     assert (failed.state, failed.error, failed.finished_at) == ("failed", "first", None)
+
+
+def test_reopen_problem_moves_a_scored_problem_to_the_next_round_once() -> None:
+    """A new round reopens a scored problem (its tests to extract again, its round set);
+    asking again, or for an earlier round, or for a problem not scored, changes nothing."""
+    row = _problem(P.SCORED)
+    row.round, row.solutions_extracted, row.tests_extracted = 1, True, True
+    assert reopen_problem(row, 2) is P.EXTRACTING
+    assert (row.state, row.round, row.solutions_extracted, row.tests_extracted) == (
+        "extracting",
+        2,
+        True,
+        False,
+    )
+    assert problem_after(P.EXTRACTING, P.SCORED) is P.EXTRACTING  # not before extraction
+    row.state = P.SCORED.value
+    assert reopen_problem(row, 2) is P.SCORED  # already in round 2
+    assert reopen_problem(row, 1) is P.SCORED
+    pending = _problem(P.EXTRACTED)
+    pending.round = 1
+    assert reopen_problem(pending, 2) is P.EXTRACTED
+    assert pending.round == 1
