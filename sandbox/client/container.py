@@ -28,7 +28,7 @@ from sandbox.client.framing import (
     runner_cpu_seconds,
 )
 from sandbox.client.jobs import AssertJob, EvalplusCheckJob, ExpectedJob, Job, result_keys
-from sandbox.client.results import BatchResult, JobResult, SandboxError, Timings
+from sandbox.client.results import BatchResult, JobResult, RunClock, SandboxError
 from shared.core.profiles import SANDBOX_VERSION
 from shared.settings import SandboxSettings
 
@@ -40,6 +40,18 @@ MAX_STDERR_BYTES = 64 << 10
 
 Progress = Callable[[int], None]
 """Called with the number of results received so far while a batch runs."""
+
+
+def batch_timeout_s(settings: SandboxSettings, jobs: Sequence[Job]) -> float:
+    """How long a sandbox run of ``jobs`` may take before it is killed, on either
+    backend: the batch's worst case (stretched on less than a CPU: limits are effective
+    time) plus the margin, and never less than the container time-out."""
+    cpus = settings.cpus
+    stretch = max(1.0, 1.0 / cpus) if cpus > 0 else 1.0
+    return max(
+        settings.container_timeout_s,
+        settings.container_timeout_margin_s + stretch * worst_case_seconds(jobs),
+    )
 
 
 def worst_case_seconds(jobs: Sequence[Job]) -> float:
@@ -81,19 +93,6 @@ async def open_sandbox(
         yield DockerSandbox(docker, settings, parallel, labels)
     finally:
         await docker.close()
-
-
-class _Clock:
-    """The phases of one container run, as they end."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.create = self.run = self.delete = self.cpu = 0.0
-        self.created = False
-
-    def timings(self) -> Timings:
-        total = time.monotonic() - self.start
-        return Timings(self.create, self.run, self.delete, total, self.cpu, int(self.created))
 
 
 class DockerSandbox:
@@ -158,15 +157,9 @@ class DockerSandbox:
         }
 
     def timeout_s(self, jobs: Sequence[Job]) -> float:
-        """How long a container may run the batch before it is killed: the batch's worst
-        case (stretched on less than a CPU: limits are effective time) plus the margin,
-        and never less than the container time-out."""
-        cpus = self._settings.cpus
-        stretch = max(1.0, 1.0 / cpus) if cpus > 0 else 1.0
-        return max(
-            self._settings.container_timeout_s,
-            self._settings.container_timeout_margin_s + stretch * worst_case_seconds(jobs),
-        )
+        """How long a container may run the batch before it is killed
+        (:func:`batch_timeout_s`)."""
+        return batch_timeout_s(self._settings, jobs)
 
     async def run_batch(
         self,
@@ -186,7 +179,7 @@ class DockerSandbox:
             return BatchResult({})
         payload = encode_batch(jobs, self.parallel, site_packages)
         timeout = self.timeout_s(jobs)
-        clock = _Clock()
+        clock = RunClock()
         try:
             container = await self._docker.containers.create(
                 self.container_config(deadline=time.time() + timeout)
@@ -215,7 +208,7 @@ class DockerSandbox:
         payload: bytes,
         progress: Progress | None,
         jobs: Sequence[Job],
-        clock: _Clock,
+        clock: RunClock,
     ) -> tuple[dict[str, JobResult], bytes]:
         """Run the container to its end (timed in ``clock.run``); its results and stdout."""
         timeout = self.timeout_s(jobs)

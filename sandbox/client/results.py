@@ -4,6 +4,7 @@ itself broke."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,3 +82,18 @@ class SandboxError(Exception):
     def __init__(self, message: str, timings: Timings | None = None) -> None:
         super().__init__(message)
         self.timings = timings if timings is not None else Timings()
+
+
+class RunClock:
+    """The phases of one sandbox run (a container, or a bubblewrap process in its
+    cgroup), as they end: create, run, delete, and the CPU seconds it used."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.create = self.run = self.delete = self.cpu = 0.0
+        self.created = False
+
+    def timings(self) -> Timings:
+        """The phases so far, with the total since the clock started."""
+        total = time.monotonic() - self.start
+        return Timings(self.create, self.run, self.delete, total, self.cpu, int(self.created))

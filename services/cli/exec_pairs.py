@@ -31,13 +31,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sandbox.client import (
-    DockerSandbox,
     JobResult,
+    Sandbox,
     SandboxError,
     Timings,
     UnittestJob,
     default_parallel,
-    open_sandbox,
+    open_backend,
     run_with_retries,
 )
 from shared.core.profiles import AdaptiveLimit
@@ -228,7 +228,7 @@ Advance = Callable[[int], None]
 
 
 async def _run_batch(
-    sandbox: DockerSandbox, jobs: list[UnittestJob], progress: Advance, stats: ExecStats
+    sandbox: Sandbox, jobs: list[UnittestJob], progress: Advance, stats: ExecStats
 ) -> dict[str, JobResult]:
     """One batch by the sandbox client's retry policy; when no run of it finished, its
     pairs are reported as ``sandbox_error``."""
@@ -260,9 +260,10 @@ async def execute(
     progress: Advance,
     stats: ExecStats | None = None,
 ) -> dict[str, JobResult]:
-    """Run the batches, ``options.containers`` sandboxes at once."""
+    """Run the batches, ``options.containers`` sandboxes at once, in the backend of
+    ``settings.backend`` (``CODERM_SANDBOX__BACKEND``: docker or bwrap)."""
     stats = stats if stats is not None else ExecStats()
-    async with open_sandbox(settings, options.parallel) as sandbox:
+    async with open_backend(settings, options.parallel) as sandbox:
         slots = asyncio.Semaphore(options.containers)
         results: dict[str, JobResult] = {}
 

@@ -17,15 +17,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiodocker
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sandbox.client import Sandbox
 from services.executor import store
 from services.executor.expected_outputs import CanonicalRun, compute_expected
 from shared.core.oracle import Expected, Oracle
 from shared.messages import ComputeExpected
-from shared.settings import SandboxSettings
 
 log = structlog.get_logger(__name__)
 
@@ -66,11 +65,11 @@ class DatabaseExpectedStore:
             await store.save_expected(session, oracles)
 
 
-def sandbox_compute(docker: aiodocker.Docker, settings: SandboxSettings) -> Compute:
-    """:func:`compute_expected` in this executor's sandbox."""
+def sandbox_compute(sandbox: Sandbox) -> Compute:
+    """:func:`compute_expected` in this executor's sandbox (either backend)."""
 
     async def compute(problems: Sequence[CanonicalRun]) -> Mapping[str, Expected | str]:
-        return await compute_expected(docker, settings, problems)
+        return await compute_expected(sandbox, problems)
 
     return compute
 

@@ -14,13 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiodocker
-
-from sandbox.client import DockerSandbox, ExpectedJob, JobResult, SandboxError, run_with_retries
+from sandbox.client import ExpectedJob, JobResult, Sandbox, SandboxError, run_with_retries
 from shared.core.oracle import Expected, Oracle
 from shared.core.pyliteral import LiteralError, decode
 from shared.enums import Outcome
-from shared.settings import SandboxSettings
 
 
 class ExpectedOutputsError(Exception):
@@ -92,19 +89,18 @@ def parse_results(
 
 
 async def compute_expected(
-    docker: aiodocker.Docker,
-    settings: SandboxSettings,
+    sandbox: Sandbox,
     problems: Sequence[CanonicalRun],
     per_problem_s: float = 120.0,
 ) -> dict[str, Expected | str]:
-    """Run the problems' canonical solutions in one sandbox container; return each
+    """Run the problems' canonical solutions in one sandbox run; return each
     problem's expected outputs, or the reason it has none (raised, timed out, outputs
     that are not plain data). ExpectedOutputsError when the sandbox failed as a whole."""
     if not problems:
         return {}
     jobs = [p.job(per_problem_s) for p in problems]
     try:
-        batch = await run_with_retries(DockerSandbox(docker, settings), jobs)
+        batch = await run_with_retries(sandbox, jobs)
     except SandboxError as error:
         raise ExpectedOutputsError(f"sandbox failed: {error}") from error
     except ValueError as error:  # two problems with the same task id

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sandbox.client import BatchResult, DockerSandbox, Job, SandboxError, run_with_retries
+from sandbox.client import BatchResult, Job, Sandbox, SandboxError, run_with_retries
 from services.executor import store
 from services.executor.code_cache import UnitTestCache
 from services.executor.jobs import plan_jobs, result_rows
@@ -32,7 +32,7 @@ class ExecuteHandler:
 
     sessions: async_sessionmaker[AsyncSession]
     broker: Broker
-    sandbox: DockerSandbox
+    sandbox: Sandbox
     slots: asyncio.Semaphore
     tests: UnitTestCache
     instance: str = ""

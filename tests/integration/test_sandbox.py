@@ -1,4 +1,8 @@
-"""The Docker sandbox against the real engine and the image built by sandbox/build.sh."""
+"""Both sandbox backends against the real thing: the Docker engine with the image built
+by sandbox/build.sh, and bubblewrap with that image's file system exported by
+deploy/local/lib.sh (``ensure_sandbox_rootfs``). Every hostile-code case runs under
+both (the ``sandbox`` fixture and :func:`make` are parametrized over the backend), and a
+batch of real pairs must get the same verdicts from both."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,24 +21,29 @@ import aiodocker
 import pytest
 import pytest_asyncio
 
+from bench.pair_set import PROBLEMS, build_pairs
 from sandbox.client import (
     AssertCheck,
     AssertJob,
+    BwrapSandbox,
     DockerSandbox,
     Job,
     JobResult,
+    Sandbox,
     SandboxError,
     UnittestJob,
     pair_job,
 )
+from sandbox.client import bwrap as bwrap_module
 from sandbox.client import container as sandbox_module
+from sandbox.client.cgroups import CGROUP_ROOT, PARENT, cgroup_version
 from sandbox.client.container import LABEL
 from services.executor.expected_outputs import CanonicalRun, compute_expected, parse_results
 from services.executor.ground_truth import outputs_label
 from shared.core.oracle import Expected, Oracle
 from shared.core.pyliteral import encode
 from shared.enums import Outcome
-from shared.settings import ExecutorSettings
+from shared.settings import ExecutorSettings, SandboxSettings
 
 pytestmark = pytest.mark.integration
 
@@ -220,9 +229,54 @@ async def docker(image: str) -> AsyncIterator[aiodocker.Docker]:
         await client.close()
 
 
+@pytest.fixture(scope="module")
+def rootfs(image: str) -> str:
+    """The bwrap backend's root: the image's file system, exported by the project's
+    own script (a no-op when current)."""
+    if os.geteuid() != 0 or shutil.which("bwrap") is None:
+        pytest.skip("the bwrap backend needs root and bubblewrap (deploy/local/up.sh)")
+    script = f'source {ROOT / "deploy/local/lib.sh"} && ensure_sandbox_rootfs "$1"'
+    subprocess.run(["bash", "-c", script, "bash", image], check=True, timeout=900)
+    return SETTINGS.rootfs_dir
+
+
+BACKENDS = ("docker", "bwrap")
+Make = Callable[..., Sandbox]
+"""``make(settings=SETTINGS, parallel=None)``: a sandbox of the test's backend."""
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "bwrap":
+        request.getfixturevalue("rootfs")
+    return name
+
+
 @pytest.fixture
-def sandbox(docker: aiodocker.Docker) -> DockerSandbox:
-    return DockerSandbox(docker, SETTINGS, labels=OURS)
+def make(backend: str, docker: aiodocker.Docker) -> Make:
+    def build(settings: SandboxSettings = SETTINGS, parallel: int | None = None) -> Sandbox:
+        if backend == "bwrap":
+            return BwrapSandbox(settings.model_copy(update={"backend": "bwrap"}), parallel)
+        return DockerSandbox(docker, settings, parallel, labels=OURS)
+
+    return build
+
+
+@pytest.fixture
+def sandbox(make: Make) -> Sandbox:
+    return make()
+
+
+@pytest.fixture
+def leftovers(backend: str, docker: aiodocker.Docker) -> Callable[[], Any]:
+    """This session's sandboxes still there: its containers, or its cgroups (other
+    processes may run sandboxes too)."""
+
+    async def ours() -> list[str]:
+        return await our_containers(docker) if backend == "docker" else our_cgroups()
+
+    return ours
 
 
 async def our_containers(docker: aiodocker.Docker) -> list[str]:
@@ -231,9 +285,25 @@ async def our_containers(docker: aiodocker.Docker) -> list[str]:
     return [c.id for c in listed]
 
 
+def our_cgroups() -> list[str]:
+    """This process's bwrap sandbox cgroups (named ``<pid>-...``)."""
+    found: list[str] = []
+    parents = (
+        [f"{CGROUP_ROOT}/{c}/{PARENT}" for c in ("memory", "pids", "cpu")]
+        if cgroup_version() == 1
+        else [f"{CGROUP_ROOT}/{PARENT}"]
+    )
+    for parent in parents:
+        if os.path.isdir(parent):
+            found += [
+                f"{parent}/{n}" for n in os.listdir(parent) if n.startswith(f"{os.getpid()}-")
+            ]
+    return found
+
+
 @MODES
 async def test_unittest_verdicts_and_containment(
-    sandbox: DockerSandbox, docker: aiodocker.Docker, mode: Mode
+    sandbox: Sandbox, leftovers: Callable[[], Any], mode: Mode
 ) -> None:
     """Every hostile pair fails as it should, in either namespace, and disturbs none
     of the pairs after it."""
@@ -298,10 +368,10 @@ async def test_unittest_verdicts_and_containment(
         assert result.outcome == Outcome.TIMEOUT
         # killed at the limit, not at the end of whatever it was doing
         assert result.duration_ms is not None and result.duration_ms < 1800
-    assert await our_containers(docker) == []
+    assert await leftovers() == []
 
 
-async def test_sleeping_pairs_do_not_hold_the_cpu(docker: aiodocker.Docker) -> None:
+async def test_sleeping_pairs_do_not_hold_the_cpu(make: Make) -> None:
     """On one CPU, 4 pairs that only sleep until a fifth pair has computed something:
     they all pass, so the sleepers did not keep the worker from running (they wait in
     parallel with it, and their waiting is not CPU time)."""
@@ -319,12 +389,12 @@ async def test_sleeping_pairs_do_not_hold_the_cpu(docker: aiodocker.Docker) -> N
     )
     jobs = [pair(f"sleeper{i}", sleeper + f"# {i}\n", limit=30) for i in range(4)]
     jobs.append(pair("worker", worker, limit=30))
-    busy = DockerSandbox(docker, SETTINGS, parallel=6, labels=OURS)
+    busy = make(parallel=6)
     results = (await busy.run_batch(jobs)).results
     assert all(r.outcome == Outcome.PASS for r in results.values()), summary(results)
 
 
-async def test_timeout_counts_module_time(sandbox: DockerSandbox) -> None:
+async def test_timeout_counts_module_time(sandbox: Sandbox) -> None:
     slow = "import time\ntime.sleep(0.6)\n" + GOOD
     batch = await sandbox.run_batch(
         [pair("slow_ok", slow, limit=1.0), pair("slow_too_slow", slow, limit=0.3)]
@@ -336,18 +406,18 @@ async def test_timeout_counts_module_time(sandbox: DockerSandbox) -> None:
 
 @MODES
 async def test_pairs_next_to_a_fork_bomb_get_their_own_verdicts(
-    docker: aiodocker.Docker, mode: Mode
+    make: Make, leftovers: Callable[[], Any], mode: Mode
 ) -> None:
     """A fork bomb holds the container's pids limit until its pair ends at 1 s; a
     sibling that starts a process meanwhile fails for the bomb's sake. It runs again
     alone and gets its own verdict (pass); the bomb times out."""
     forker = "import subprocess, time\ntime.sleep(0.3)\nsubprocess.run(['true'], check=True)\n"
     jobs = [pair("bomb", HOSTILE["fork_bomb"], mode=mode), pair("forker", forker + GOOD, mode=mode)]
-    busy = DockerSandbox(docker, SETTINGS, parallel=2, labels=OURS)
+    busy = make(parallel=2)
     results = (await busy.run_batch(jobs)).results
     assert results["forker"].outcome == Outcome.PASS, summary(results)
     assert results["bomb"].outcome == Outcome.TIMEOUT, summary(results)
-    assert await our_containers(docker) == []
+    assert await leftovers() == []
 
 
 # solutions and tests that use numpy and pandas as candidate code does
@@ -397,7 +467,7 @@ CTYPES_READ = (
 
 
 @MODES
-async def test_pairs_see_numpy_and_pandas(sandbox: DockerSandbox, mode: Mode) -> None:
+async def test_pairs_see_numpy_and_pandas(sandbox: Sandbox, mode: Mode) -> None:
     """numpy and pandas import and work inside a pair; ctypes is refused with or without
     them. Their import counts against the pair's limit, as in CodeRM's executor (a
     pandas import takes 0.2-0.4 s on a quiet machine): the limit here is generous, so
@@ -426,7 +496,7 @@ async def test_pairs_see_numpy_and_pandas(sandbox: DockerSandbox, mode: Mode) ->
     assert "ctypes" in (results["ctypes_read"].detail or "")
 
 
-async def test_a_standard_library_batch_cannot_import_numpy(sandbox: DockerSandbox) -> None:
+async def test_a_standard_library_batch_cannot_import_numpy(sandbox: Sandbox) -> None:
     """``site_packages=False`` (CodeT's environment, the default of assert-style runs):
     neither unittest pairs nor assert jobs (a run's ground truth) see numpy or pandas;
     the same batch with them passes."""
@@ -455,7 +525,7 @@ def _checks(prefix: str, *codes: str) -> tuple[AssertCheck, ...]:
     return tuple(AssertCheck(f"{prefix}/{i}", code) for i, code in enumerate(codes))
 
 
-async def test_assert_jobs(sandbox: DockerSandbox, docker: aiodocker.Docker) -> None:
+async def test_assert_jobs(sandbox: Sandbox, leftovers: Callable[[], Any]) -> None:
     checks = _checks(
         "ok",
         "assert add_one(1) == 2",
@@ -528,39 +598,41 @@ async def test_assert_jobs(sandbox: DockerSandbox, docker: aiodocker.Docker) -> 
         "after/1": Outcome.FAIL,
     }
     assert {k: r.outcome for k, r in results.items()} == expected, summary(results)
-    assert await our_containers(docker) == []
+    assert await leftovers() == []
 
 
 async def test_cancellation_removes_container(
-    sandbox: DockerSandbox, docker: aiodocker.Docker
+    sandbox: Sandbox, leftovers: Callable[[], Any]
 ) -> None:
     task = asyncio.create_task(
         sandbox.run_batch([pair("long", "while True:\n    pass\n", limit=60)])
     )
     deadline = time.monotonic() + 30
-    while not await our_containers(docker):
+    while not await leftovers():
         assert time.monotonic() < deadline, "container never appeared"
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await our_containers(docker) == []
+    assert await leftovers() == []
 
 
 async def test_container_timeout_is_a_sandbox_error(
-    docker: aiodocker.Docker, monkeypatch: pytest.MonkeyPatch
+    make: Make, leftovers: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A runner that outlives the batch's worst case is stopped: here the bound is
-    forced down to 2 s so that a 60 s pair exceeds it."""
-    monkeypatch.setattr(sandbox_module, "worst_case_seconds", lambda _jobs: 0.0)
+    """A runner that outlives the batch's worst case is stopped (the container, or
+    every process of the bwrap sandbox's cgroup): here the bound is forced down to 2 s
+    so that a 60 s pair exceeds it."""
+    for module in (sandbox_module, bwrap_module):
+        monkeypatch.setattr(module, "worst_case_seconds", lambda _jobs: 0.0)
     settings = SETTINGS.model_copy(
         update={"container_timeout_s": 2.0, "container_timeout_margin_s": 0.0}
     )
-    sandbox = DockerSandbox(docker, settings, labels=OURS)
+    sandbox = make(settings)
     with pytest.raises(SandboxError):
         await sandbox.run_batch([pair("long", "while True:\n    pass\n", limit=60)])
-    assert await our_containers(docker) == []
+    assert await leftovers() == []
 
 
 async def test_broken_image_is_a_sandbox_error(docker: aiodocker.Docker, image: str) -> None:
@@ -586,7 +658,7 @@ def _oracle(inputs: list[Any], plus_inputs: list[Any], **expected: Any) -> Oracl
     )
 
 
-async def test_evalplus_jobs_run_by_the_image_s_own_code(sandbox: DockerSandbox) -> None:
+async def test_evalplus_jobs_run_by_the_image_s_own_code(sandbox: Sandbox) -> None:
     """Ground-truth checks and expected outputs go through the same framing as pairs,
     run by the modules shipped in the image; canonical solutions see the standard
     library only, and the run's timings come back with its results."""
@@ -624,13 +696,92 @@ async def test_evalplus_jobs_run_by_the_image_s_own_code(sandbox: DockerSandbox)
 async def test_compute_expected_through_the_client(docker: aiodocker.Docker) -> None:
     runs = [CanonicalRun("T/1", "def f(x):\n    return [x] * x\n", "f", _oracle([[1]], [[2]]))]
     settings = SETTINGS.model_copy(update={"container_timeout_s": 60.0})
-    results = await compute_expected(docker, settings, runs, per_problem_s=30.0)
+    results = await compute_expected(DockerSandbox(docker, settings), runs, per_problem_s=30.0)
     got = results["T/1"]
     assert isinstance(got, Expected) and (got.base, got.plus) == ("[[1]]", "[[2, 2]]")
 
 
-async def test_remove_stale_containers(sandbox: DockerSandbox, docker: aiodocker.Docker) -> None:
+async def test_remove_stale_containers(docker: aiodocker.Docker) -> None:
+    sandbox = DockerSandbox(docker, SETTINGS, labels=OURS)
     await docker.containers.create(sandbox.container_config())
     assert len(await our_containers(docker)) == 1
     assert await sandbox.remove_stale_containers() >= 1  # others' stale ones go too
     assert await our_containers(docker) == []
+
+
+async def test_bwrap_without_a_root_is_a_sandbox_error(rootfs: str, tmp_path: Path) -> None:
+    settings = SETTINGS.model_copy(update={"backend": "bwrap", "rootfs_dir": str(tmp_path)})
+    with pytest.raises(SandboxError, match="root file system"):
+        await BwrapSandbox(settings).run_batch([pair("x", GOOD)])
+    assert our_cgroups() == []
+
+
+def _cgroup_parents() -> list[str]:
+    if cgroup_version() == 1:
+        return [f"{CGROUP_ROOT}/{c}/{PARENT}" for c in ("memory", "pids", "cpu")]
+    return [f"{CGROUP_ROOT}/{PARENT}"]
+
+
+def _cgroups_named(name: str) -> list[bool]:
+    return [os.path.isdir(f"{parent}/{name}") for parent in _cgroup_parents()]
+
+
+def _make_cgroups(*names: str) -> None:
+    for parent in _cgroup_parents():
+        for name in names:
+            os.makedirs(f"{parent}/{name}", exist_ok=True)
+
+
+def _remove_cgroups(*names: str) -> None:
+    for parent in _cgroup_parents():
+        for name in names:
+            if os.path.isdir(f"{parent}/{name}"):
+                os.rmdir(f"{parent}/{name}")
+
+
+async def test_bwrap_removes_stale_cgroups(rootfs: str) -> None:
+    """A cgroup whose owner pid is gone (a crashed executor's) is removed; one of a live
+    process is kept."""
+    stale = f"{2**22 + 1}-deadbeef"  # above any pid_max: no live owner
+    live = f"{os.getpid()}-keepme"
+    _make_cgroups(stale, live)
+    try:
+        sandbox = BwrapSandbox(SETTINGS.model_copy(update={"backend": "bwrap"}))
+        assert await sandbox.remove_stale_containers() >= 1
+        assert not any(_cgroups_named(stale))
+        assert all(_cgroups_named(live))
+    finally:
+        _remove_cgroups(stale, live)
+
+
+SAME_TASKS = ("HumanEval/0", "HumanEval/12", "HumanEval/23")
+
+
+async def test_both_backends_give_the_same_verdicts(rootfs: str, docker: aiodocker.Docker) -> None:
+    """Real pairs (CodeGen-16B solutions x unittest-wrapped tests, CodeRM's executor's
+    globals) get the same verdict, tests run and tests passed from both backends. The
+    limit is generous so that only code that never ends times out, whatever the load."""
+    assert PROBLEMS.exists(), f"reference data not found at {PROBLEMS}"
+    jobs = [
+        pair_job(
+            f"{p.task_id}/{p.sol_id}/{p.ut_id}",
+            p.solution,
+            p.test,
+            5.0,
+            10.0,
+            reference_globals=True,
+        )
+        for p in build_pairs()
+        if p.task_id in SAME_TASKS
+    ]
+    docker_results = (await DockerSandbox(docker, SETTINGS, labels=OURS).run_batch(jobs)).results
+    bwrap_settings = SETTINGS.model_copy(update={"backend": "bwrap"})
+    bwrap_results = (await BwrapSandbox(bwrap_settings).run_batch(jobs)).results
+
+    def verdicts(results: dict[str, JobResult]) -> dict[str, tuple[Any, ...]]:
+        return {k: (r.outcome, r.tests_run, r.tests_passed) for k, r in results.items()}
+
+    assert len(jobs) > 100
+    assert verdicts(bwrap_results) == verdicts(docker_results)
+    outcomes = {r.outcome for r in docker_results.values()}
+    assert {Outcome.PASS, Outcome.FAIL} <= outcomes, outcomes
