@@ -7,6 +7,11 @@ it is compared with the run of the checkpoint before it (natural name order). Wh
 been evaluated lives in the database: each run records the watched folder and a
 signature of the settings (``runs.config["watch"]``), and whether its comparison was
 reported, so a restarted watch carries on where it stopped.
+
+With ``--suite NAME`` each checkpoint gets one run per member of a stored suite
+instead, with verdicts against the previous checkpoint and the best so far
+(:mod:`services.cli.suite_watch`, docs/CONTINUOUS.md); the folder scan and the waiting
+are this module's.
 """
 
 from __future__ import annotations
@@ -82,9 +87,11 @@ async def _watch_run(
     return model.name, run
 
 
-async def _wait(
+async def wait_run(
     sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, timeout_s: float
 ) -> store.Progress:
+    """Follow a run (a line each time its state or scored count changes) until it
+    finishes, fails, reports an error, or ``timeout_s`` passes; its last progress."""
     deadline = time.monotonic() + timeout_s
     shown = ""
     while True:
@@ -147,7 +154,7 @@ async def watch_once(sessions: async_sessionmaker[AsyncSession], watch: Watch, s
             continue
         else:
             run_id = run.id
-        progress = await _wait(sessions, run_id, watch.timeout_s)
+        progress = await wait_run(sessions, run_id, watch.timeout_s)
         if progress.state != RunState.FINISHED.value:
             console.print(
                 f"[red]run {run_id} of {path.name}: {progress.state}[/red] {progress.error or ''}"

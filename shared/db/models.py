@@ -338,3 +338,83 @@ class RunMetric(Base):
     name: Mapped[str] = mapped_column(String(80), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
     problems: Mapped[int] = mapped_column(Integer)
+
+
+class Suite(Base):
+    """A named list of benchmarks with their run settings (``coderm suite add``): each
+    checkpoint ``coderm watch --suite`` sees gets one run per member. ``headline``: the
+    metric that picks the best checkpoint so far; ``gates``: the metrics whose
+    significant loss is a regression (``METRIC[:THRESHOLD]``, as ``coderm compare
+    --fail-on-regression`` takes them)."""
+
+    __tablename__ = "suites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    headline: Mapped[str] = mapped_column(String(80))
+    gates: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    created_at: Mapped[datetime] = _created()
+
+
+class SuiteMember(Base):
+    """One benchmark of a suite and how its runs are made: the unit-test model, N, M,
+    the profile, and the other :class:`~shared.core.run_request.RunSettings` fields as
+    JSON (``settings``)."""
+
+    __tablename__ = "suite_members"
+    __table_args__ = (
+        UniqueConstraint("suite_id", "name"),
+        UniqueConstraint("suite_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    benchmark: Mapped[str] = mapped_column(String(100))
+    test_model: Mapped[str] = mapped_column(String(200))
+    n: Mapped[int] = mapped_column(Integer)
+    m: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(20))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+class CheckpointEvaluation(Base):
+    """One member's evaluation of one checkpoint (policy model) of a suite.
+
+    ``sequence``: the checkpoint's place in the suite's history (every member of a
+    checkpoint shares it); ``state``: ``pending`` (no run yet), ``running``,
+    ``evaluated`` (verdicts stored) or ``failed`` (the run did not finish);
+    ``headline_value``: the run's headline metric; ``verdicts``: the intervals and
+    verdicts against the previous checkpoint and the best so far (``previous``,
+    ``best``: ``null`` when there is none); ``regressions``: the gated metrics that are
+    significantly worse; ``hook_state``: ``NULL`` without a regression, ``unset`` (no
+    hook configured when found), ``pending``, ``called`` (recorded before the hook ran:
+    it is never called twice)."""
+
+    __tablename__ = "checkpoint_evaluations"
+    __table_args__ = (UniqueConstraint("suite_id", "member_id", "policy_model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("suite_members.id", ondelete="CASCADE"))
+    policy_model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    checkpoint: Mapped[str] = mapped_column(Text)
+    sequence: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), nullable=True
+    )
+    state: Mapped[str] = mapped_column(String(20))
+    headline: Mapped[str] = mapped_column(String(80))
+    headline_value: Mapped[float | None] = mapped_column(Float)
+    previous_run_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    best_run_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    verdicts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    regressions: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    regressed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    hook_state: Mapped[str | None] = mapped_column(String(20))
+    hook_called_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hook_exit_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
