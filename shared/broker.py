@@ -68,6 +68,7 @@ from shared.messages import (
     BaseMessage,
     ComputeExpected,
     ExecuteBatch,
+    ExecutePairs,
     ExtractRequest,
     GenerateRequest,
     ScoreProblem,
@@ -87,6 +88,7 @@ WORK_KINDS: dict[str, type[BaseMessage]] = {
     "execute": ExecuteBatch,
     "score": ScoreProblem,
     "expected": ComputeExpected,
+    "pairs": ExecutePairs,
 }
 MAX_ATTEMPTS = 5
 """How many times a handler is run on one message before it is dead-lettered."""
@@ -227,6 +229,14 @@ class Broker:
             ),
             routing_key=kind_of(message),
             mandatory=True,
+        )
+
+    async def reply(self, reply_to: str, message: BaseMessage) -> None:
+        """Send a reply straight to a client's reply queue (the default exchange; a
+        reply to a queue that is gone, its client having died, is dropped)."""
+        await self.channel.default_exchange.publish(
+            aio_pika.Message(message.to_body(), content_type="application/json"),
+            routing_key=reply_to,
         )
 
     async def publish_many(self, messages: Sequence[BaseMessage]) -> None:

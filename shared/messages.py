@@ -88,3 +88,27 @@ class ComputeExpected(BaseMessage):
     kind: Literal["expected"] = "expected"
     benchmark_id: int
     problem_ids: list[int] = Field(min_length=1, max_length=EXPECTED_CHUNK)
+
+
+PAIRS_LIMIT = 1024
+"""The most solutions one ``ExecutePairs`` names."""
+
+
+class ExecutePairs(BaseMessage):
+    """Ask the executor, ahead of batch runs, to run these solutions against every test of
+    a test bank (pairs with a stored verdict are skipped), store the verdicts, and say
+    so to ``reply_to`` (a reply queue of the reward gateway) with ``correlation_id``."""
+
+    kind: Literal["pairs"] = "pairs"
+    bank_id: int
+    solution_ids: list[int] = Field(min_length=1, max_length=PAIRS_LIMIT)
+    reply_to: str = Field(min_length=1, max_length=255)
+    correlation_id: str = Field(min_length=1, max_length=100)
+
+
+class PairsDone(BaseMessage):
+    """The executor's reply to an ``ExecutePairs``: how many pairs it ran."""
+
+    kind: Literal["pairs-done"] = "pairs-done"
+    correlation_id: str
+    executed: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,14 +38,23 @@ class BrokerSettings(BaseModel):
 
 
 class SandboxSettings(BaseModel):
-    """Docker sandbox image and the limits every container gets.
+    """The sandbox backend, its image and the limits every sandbox gets.
 
     A container is killed (and the batch retried) after ``container_timeout_margin_s``
     beyond the batch's worst case (every pair running into its limit), and never
     before ``container_timeout_s``.
+
+    ``backend`` (``CODERM_SANDBOX__BACKEND``): ``docker`` (the default: a container a
+    batch through the engine of ``docker_url``) or ``bwrap`` (the same runner under
+    bubblewrap in the executor's own host or pod, in cgroups with the same memory,
+    pids and CPU limits; no Docker daemon: sandbox/README.md). ``rootfs_dir``: the
+    bwrap backend's root, a directory holding ``rootfs/`` (the sandbox image's file
+    system) and ``env`` (the image's environment), as deploy/local/up.sh prepares it.
     """
 
+    backend: Literal["docker", "bwrap"] = "docker"
     image: str = "coderm-sandbox:latest"
+    rootfs_dir: str = "/var/lib/coderm/sandbox-rootfs/current"
     docker_url: str | None = None
     memory_mb: int = Field(default_factory=lambda: 512 * (host_cores() + 1))
     """Per container: 512 MiB for each pair it runs at once (its CPUs + 1)."""
@@ -174,9 +183,34 @@ class ExecutorSettings(ServiceSettings):
     test_cache_mb: int = Field(default=64, ge=0)
     instance: str = Field(default_factory=default_instance)
     metrics_port: MetricsPort = 9720
+    reward_slots: int = Field(default=1, ge=1)
+    """Sandboxes kept for reward requests (``ExecutePairs``) beside ``concurrency``, so
+    a trainer's request never waits behind batch runs."""
 
 
 class ScorerSettings(ServiceSettings):
     """The scorer service."""
 
     metrics_port: MetricsPort = 9713
+
+
+class GatewaySettings(ServiceSettings):
+    """The reward gateway (``services/gateway``): where it listens, what it takes and
+    how long it waits.
+
+    ``max_body_bytes``, ``max_items`` (responses a request) and ``max_response_chars``
+    bound a request (413 / 422 beyond). When more than ``queue_bound`` reward requests
+    wait for an executor, new ones get 429 with ``Retry-After: retry_after_s``.
+    ``request_timeout_s`` bounds the wait for the executor (504 beyond; the verdicts
+    stored meanwhile are kept, so a retry runs only what is missing).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=1, le=65535)
+    max_body_bytes: int = Field(default=8 << 20, ge=1024)
+    max_items: int = Field(default=1024, ge=1)
+    max_response_chars: int = Field(default=65536, ge=1)
+    queue_bound: int = Field(default=64, ge=1)
+    retry_after_s: int = Field(default=2, ge=1)
+    request_timeout_s: float = Field(default=180.0, gt=0)
+    metrics_port: MetricsPort = 9714

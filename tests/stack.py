@@ -23,7 +23,7 @@ import aio_pika
 import asyncpg
 
 from shared.broker import REASON_HEADER, WORK_KINDS, Topology, kind_of
-from shared.messages import Message
+from shared.messages import BaseMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get(
@@ -331,7 +331,7 @@ async def publish_raw(stack: Stack, kind: str, body: bytes) -> None:
         await exchange.publish(aio_pika.Message(body), routing_key=kind)
 
 
-async def publish(stack: Stack, *messages: Message) -> None:
+async def publish(stack: Stack, *messages: BaseMessage) -> None:
     """Publish messages to their work queues of the session."""
     for message in messages:
         await publish_raw(stack, kind_of(message), message.to_body())

@@ -14,10 +14,10 @@ VLLM_STAMP="$VENV/.coderm-vllm-extra"
 DOCKERD_LOG="/var/log/dockerd.log"
 
 # The services that always run one copy; the executor runs EXECUTORS copies.
-SINGLE_SERVICES=(generator extractor scorer)
+SINGLE_SERVICES=(generator extractor scorer gateway)
 
 # Each service process serves /metrics, /healthz and /readyz on a port of its own
-# (docs/OBSERVABILITY.md): generator base+1, extractor base+2, scorer base+3 and
+# (docs/OBSERVABILITY.md): generator base+1, extractor base+2, scorer base+3, gateway base+4 and
 # executor-K base+9+K (9711, 9712, 9713, 9720, 9721, ...). CODERM_METRICS_BASE_PORT=0
 # turns the endpoints off. Our Prometheus (deploy/local/prometheus.sh) listens on
 # CODERM_PROMETHEUS_PORT, and keeps its config, targets and data under var/prometheus.
@@ -230,6 +230,73 @@ ensure_docker() {
     die "dockerd did not become ready in 60 s (see $DOCKERD_LOG)"
 }
 
+# --- the bwrap sandbox's root file system ------------------------------------------------
+
+# Where the bwrap backend's root file systems live: one directory per image id, and
+# `current`, the link CODERM_SANDBOX__ROOTFS_DIR points at by default.
+SANDBOX_ROOTFS_BASE="${CODERM_SANDBOX_ROOTFS_BASE:-/var/lib/coderm/sandbox-rootfs}"
+# the layout below; a changed layout makes new directories
+SANDBOX_ROOTFS_FORMAT=1
+
+# ensure_sandbox_rootfs IMAGE: IMAGE's file system (`docker export` of a created,
+# never started container) in $SANDBOX_ROOTFS_BASE/<image id prefix>/rootfs, with the
+# image's environment in .../env (one VAR=value a line), /etc/hosts and /etc/hostname
+# as Docker gives a container without network, then `current` pointed at it.
+# Keyed like the image: a rebuilt image (new runner, new base) gets a new directory,
+# an unchanged one costs nothing. The previous directory is kept (a batch may still
+# run in it), older ones are removed. A Docker-less host gets the same directory some
+# other way (an init container, a tarball of it), see sandbox/README.md.
+ensure_sandbox_rootfs() {
+    local image="$1" id key dir tmp cid old
+    id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)" || die "sandbox image $image is missing"
+    key="${id#sha256:}"
+    key="${key:0:16}.$SANDBOX_ROOTFS_FORMAT"
+    dir="$SANDBOX_ROOTFS_BASE/$key"
+    mkdir -p "$SANDBOX_ROOTFS_BASE"
+    chmod 0755 "$SANDBOX_ROOTFS_BASE"
+    if [[ -f "$dir/complete" ]]; then
+        ok "sandbox root file system present ($dir)"
+    else
+        say "exporting $image into $dir (the bwrap backend's root)"
+        rm -rf --one-file-system "$dir"
+        tmp="$(mktemp -d "$SANDBOX_ROOTFS_BASE/.export.XXXXXX")"
+        mkdir "$tmp/rootfs"
+        cid="$(docker create --label coderm.rootfs-export=1 "$image")"
+        if ! docker export "$cid" | tar -C "$tmp/rootfs" --numeric-owner -xf -; then
+            docker rm -f "$cid" >/dev/null 2>&1 || true
+            rm -rf --one-file-system "$tmp"
+            die "docker export of $image failed"
+        fi
+        docker rm -f "$cid" >/dev/null
+        # what Docker mounts over these in a container without network
+        printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n' \
+            >"$tmp/rootfs/etc/hosts"
+        echo sandbox >"$tmp/rootfs/etc/hostname"
+        chmod 0644 "$tmp/rootfs/etc/hosts" "$tmp/rootfs/etc/hostname" "$tmp/rootfs/etc/resolv.conf"
+        docker image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$image" |
+            sed '/^$/d' >"$tmp/env"
+        echo "$id" >"$tmp/image-id"
+        chmod 0755 "$tmp" "$tmp/rootfs"
+        touch "$tmp/complete"
+        mv -T "$tmp" "$dir"
+        ok "sandbox root file system ready ($dir)"
+    fi
+    old="$(readlink "$SANDBOX_ROOTFS_BASE/current" 2>/dev/null || true)"
+    if [[ "$old" != "$key" ]]; then
+        ln -sfn "$key" "$SANDBOX_ROOTFS_BASE/.current.new"
+        mv -T "$SANDBOX_ROOTFS_BASE/.current.new" "$SANDBOX_ROOTFS_BASE/current"
+    fi
+    local d
+    for d in "$SANDBOX_ROOTFS_BASE"/*/ "$SANDBOX_ROOTFS_BASE"/.export.*/; do
+        d="${d%/}"
+        [[ -d "$d" && ! -L "$d" ]] || continue
+        d="$(basename "$d")"
+        [[ "$d" == "$key" || "$d" == "$old" ]] && continue
+        say "removing old sandbox root file system $SANDBOX_ROOTFS_BASE/$d"
+        rm -rf --one-file-system "${SANDBOX_ROOTFS_BASE:?}/$d"
+    done
+}
+
 # --- Python venv ------------------------------------------------------------------------
 
 pyproject_hash() {
@@ -416,6 +483,7 @@ metrics_port() {
     generator) echo $((base + 1)) ;;
     extractor) echo $((base + 2)) ;;
     scorer) echo $((base + 3)) ;;
+    gateway) echo $((base + 4)) ;;
     executor-*) echo $((base + 9 + ${1#executor-})) ;;
     *) echo 0 ;;
     esac

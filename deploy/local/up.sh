@@ -57,7 +57,8 @@ need_root
 mkdir -p "$RUN_DIR" "$LOG_DIR"
 
 say "[1/10] Debian packages"
-ensure_packages postgresql rabbitmq-server docker.io debootstrap
+# bubblewrap: the sandbox's Docker-less backend (CODERM_SANDBOX__BACKEND=bwrap)
+ensure_packages postgresql rabbitmq-server docker.io debootstrap bubblewrap
 
 say "[2/10] PostgreSQL"
 ensure_postgres
@@ -81,6 +82,8 @@ say "[8/10] sandbox image"
 [[ -f sandbox/build.sh ]] || die "sandbox/build.sh is missing"
 bash sandbox/build.sh
 ok "sandbox image ready"
+# the image's file system as a directory, for the bwrap backend (sandbox/README.md)
+ensure_sandbox_rootfs "${CODERM_SANDBOX_IMAGE:-coderm-sandbox:latest}"
 
 say "[9/10] database migrations"
 [[ -f alembic.ini ]] || die "alembic.ini is missing at the repo root"

@@ -17,15 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.cli import allocation_report as allocation_cmd
 from services.cli import benchmark_import, benchmarks, importers, render, store, submission
 from services.cli import compare as compare_cmd
+from services.cli import dashboard as dashboard_cmd
 from services.cli import exec_pairs as exec_pairs_cmd
 from services.cli import report as report_cmd
 from services.cli import rounds as rounds_view
+from services.cli import suite_watch as suite_watch_cmd
 from services.cli import watch as watch_cmd
 from services.cli.dead_letters import dead_letters_table, peek_dead_letters
 from services.cli.difficulty import difficulty_app
 from services.cli.errors import UserError
 from services.cli.models import model_app
+from services.cli.rewards_admin import bank_app, token_app
 from services.cli.shell import console, user_errors, with_sessions
+from services.cli.suites import suite_app
 from shared.broker import connect_broker
 from shared.core.profiles import AdaptiveLimit
 from shared.core.round_plan import LIVE_ALLOCATIONS
@@ -38,7 +42,11 @@ from shared.settings import ServiceSettings
 
 app = typer.Typer(help="Score LLM-written code with LLM-written unit tests.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.add_typer(token_app, name="token")
+app.add_typer(bank_app, name="bank")
 app.add_typer(difficulty_app, name="difficulty")
+app.add_typer(suite_app, name="suite")
+app.command("dashboard")(dashboard_cmd.dashboard)
 DEMO_DIR = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
@@ -578,8 +586,10 @@ def watch(
     folder: Annotated[
         Path, typer.Argument(help="folder of checkpoint folders", exists=True, file_okay=False)
     ],
-    benchmark: Annotated[str, typer.Option()],
-    test_model: Annotated[str, typer.Option(help="unit-test model")],
+    benchmark: Annotated[str | None, typer.Option(help="required without --suite")] = None,
+    test_model: Annotated[
+        str | None, typer.Option(help="unit-test model (required without --suite)")
+    ] = None,
     n: Annotated[int, typer.Option(help="solutions per problem", min=1)] = RUN_DEFAULTS.n_solutions,
     m: Annotated[int, typer.Option(help="test samples per problem", min=0)] = RUN_DEFAULTS.n_tests,
     problems: Annotated[
@@ -589,6 +599,27 @@ def watch(
     max_tokens: Annotated[
         int | None, typer.Option(help="tokens a generated sample [default: the model's]", min=1)
     ] = RUN_DEFAULTS.max_tokens,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="a stored suite (coderm suite add): one run per member for each checkpoint, "
+            "verdicts against the previous checkpoint and the best so far (docs/CONTINUOUS.md)"
+        ),
+    ] = None,
+    on_regression: Annotated[
+        str | None,
+        typer.Option(
+            help="with --suite: a shell command run once per regression, the verdicts as "
+            "JSON on stdin and CODERM_CHECKPOINT in its environment"
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="with --suite: a registered policy model evaluated before the checkpoints "
+            "(e.g. the model training starts from)"
+        ),
+    ] = None,
     interval: Annotated[float, typer.Option(help="seconds between looks at the folder")] = 60.0,
     settle: Annotated[
         float, typer.Option(help="seconds a checkpoint must be unchanged to count")
@@ -596,7 +627,41 @@ def watch(
     once: Annotated[bool, typer.Option(help="one pass over the folder, then exit")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for one run")] = 7200.0,
 ) -> None:
-    """Evaluate every new checkpoint in FOLDER and compare it with the one before it."""
+    """Evaluate every new checkpoint in FOLDER and compare it with the one before it
+    (with --suite: on every benchmark of the suite, and with the best so far too)."""
+    if suite is not None:
+        run_options = (benchmark, test_model, problems, max_tokens)
+        if any(v is not None for v in run_options) or (n, m, seed) != (
+            RUN_DEFAULTS.n_solutions,
+            RUN_DEFAULTS.n_tests,
+            RUN_DEFAULTS.seed,
+        ):
+            console.print(
+                "[red]error:[/red] --suite takes its benchmarks and run settings from the "
+                "suite (coderm suite show); drop --benchmark, --test-model, -n, -m, "
+                "--problems, --seed, --max-tokens"
+            )
+            raise typer.Exit(2)
+        suite_spec = suite_watch_cmd.SuiteWatch(
+            folder=folder.resolve(),
+            suite=suite,
+            settle_s=settle,
+            interval_s=interval,
+            timeout_s=timeout,
+            hook=on_regression,
+            baseline=baseline,
+        )
+        with user_errors():
+            ok = asyncio.run(suite_watch_cmd.watch_suite(suite_spec, once))
+        if not ok:
+            raise typer.Exit(1)
+        return
+    if benchmark is None or test_model is None or on_regression or baseline:
+        console.print(
+            "[red]error:[/red] watch needs --benchmark and --test-model, or --suite "
+            "(--on-regression and --baseline go with --suite)"
+        )
+        raise typer.Exit(2)
     settings = RunSettings(
         n_solutions=n, n_tests=m, problems=problems, seed=seed, max_tokens=max_tokens
     )

@@ -7,7 +7,7 @@ import contextlib
 
 import aiodocker
 
-from sandbox.client import DockerSandbox
+from sandbox.client import Sandbox, make_sandbox
 from services.executor.code_cache import UnitTestCache
 from services.executor.expected_handler import (
     DatabaseExpectedStore,
@@ -15,7 +15,8 @@ from services.executor.expected_handler import (
     sandbox_compute,
 )
 from services.executor.handlers import ExecuteHandler
-from shared.messages import ComputeExpected, ExecuteBatch
+from services.executor.pairs_handler import PairsHandler
+from shared.messages import ComputeExpected, ExecuteBatch, ExecutePairs
 from shared.service import ServiceContext, serve
 from shared.settings import ExecutorSettings
 
@@ -28,11 +29,20 @@ def main() -> None:
     settings.broker.prefetch = settings.concurrency + settings.prefetch_extra
 
     async def register(ctx: ServiceContext, stack: contextlib.AsyncExitStack) -> None:
-        docker = aiodocker.Docker(url=settings.sandbox.docker_url)
-        stack.push_async_callback(docker.close)
-        sandbox = DockerSandbox(docker, settings.sandbox)
+        # the sandbox backend (CODERM_SANDBOX__BACKEND): Docker, or bwrap without a daemon
+        if settings.sandbox.backend == "bwrap":
+            sandbox: Sandbox = make_sandbox(settings.sandbox)
+        else:
+            docker = aiodocker.Docker(url=settings.sandbox.docker_url)
+            stack.push_async_callback(docker.close)
+            sandbox = make_sandbox(settings.sandbox, docker)
         removed = await sandbox.remove_stale_containers()
-        ctx.log.info("sandbox.ready", image=settings.sandbox.image, stale_removed=removed)
+        ctx.log.info(
+            "sandbox.ready",
+            backend=settings.sandbox.backend,
+            image=settings.sandbox.image,
+            stale_removed=removed,
+        )
         slots = asyncio.Semaphore(settings.concurrency)
         handler = ExecuteHandler(
             ctx.sessions,
@@ -51,11 +61,19 @@ def main() -> None:
         await ctx.broker.consume("execute", ExecuteBatch, handler)
         expected = ExpectedHandler(
             DatabaseExpectedStore(ctx.sessions),
-            sandbox_compute(docker, settings.sandbox),
+            sandbox_compute(sandbox),
             slots,
             instance=settings.instance,
         )
         await ctx.broker.consume("expected", ComputeExpected, expected)
+        rewards = PairsHandler(
+            ctx.sessions,
+            ctx.broker,
+            sandbox,
+            asyncio.Semaphore(settings.reward_slots),
+            instance=settings.instance,
+        )
+        await ctx.broker.consume("pairs", ExecutePairs, rewards)
 
     asyncio.run(serve("executor", settings, register))
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.core.extraction import EXTRACTION_VERSION, content_hash
+from shared.core.extraction import EXTRACTION_VERSION
+from shared.db.code import upsert_code as upsert_code
 from shared.db.models import (
     Completion,
     CompletionSolution,
@@ -17,41 +18,10 @@ from shared.db.models import (
     ExecutionBatch,
     RunCompletion,
     RunProblem,
-    Solution,
-    UnitTest,
 )
 from shared.db.queries import lock_run_problem, run_solution_samples, run_test_ids
 from shared.enums import ProblemState, Role
 from shared.runs.lifecycle import advance_problem
-
-
-async def upsert_code(
-    session: AsyncSession,
-    table: type[Solution] | type[UnitTest],
-    scope: dict[str, object],
-    codes: Iterable[str],
-) -> dict[str, int]:
-    """Insert new solutions or unit tests in one statement; map content hash -> id.
-
-    ``scope`` names the natural key beside the hash: the problem (and the test style).
-    """
-    by_hash = {content_hash(code): code for code in codes}
-    if not by_hash:
-        return {}
-    await session.execute(
-        insert(table)
-        .values(
-            [{**scope, "content_hash": digest, "code": code} for digest, code in by_hash.items()]
-        )
-        .on_conflict_do_nothing()
-    )
-    rows = await session.execute(
-        select(table.content_hash, table.id).where(
-            *(getattr(table, column) == value for column, value in scope.items()),
-            table.content_hash.in_(by_hash),
-        )
-    )
-    return {digest: code_id for digest, code_id in rows}
 
 
 async def record_extractions(

@@ -339,3 +339,14 @@ def extract_completion_asserts(
         reason = f"{len(pieces)} pieces name {name!r}, none compiles" if pieces else ""
         return _no(ExtractionStatus.NO_ASSERTS, reason or f"no assert names {name!r}")
     return _ok(*valid[:limit])
+
+
+def extract_response(text: str) -> Extracted:
+    """A reward request's response: its single fenced code block as a chat answer has
+    it (:func:`extract_chat_solution`), or, with no fence at all, the whole text when
+    it compiles as Python (a trainer may send the bare code). Anything else yields no
+    code, with the reason."""
+    result = extract_chat_solution(text)
+    if result.status is ExtractionStatus.NO_CODE_BLOCK and text.strip() and _compiles(text):
+        return _ok(text)
+    return result
