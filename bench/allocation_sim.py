@@ -53,7 +53,10 @@ async def _find_run(session: AsyncSession, prefix: str | None) -> Run:
         query = query.where(cast(Run.id, String).like(f"{prefix}%"))
     else:
         query = query.join(Benchmark, Benchmark.id == Run.benchmark_id).where(
-            Benchmark.name == "humaneval", Run.n_solutions == 100, Run.n_tests == 100
+            Benchmark.name == "humaneval",
+            Run.n_solutions == 100,
+            Run.n_tests == 100,
+            ~Run.config.has_key("budget"),  # a run with a test budget has no full matrix
         )
     runs = list(await session.scalars(query.order_by(Run.created_at.desc()).limit(2)))
     if not runs or (prefix and len(runs) > 1):

@@ -124,10 +124,11 @@ def main() -> None:
     parser.add_argument("--allocations", default="equal,scarce")
     parser.add_argument("--first-round", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--run", default=None, help="the full 100 x 100 run to simulate on")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     names = ["equal", *(n for n in args.allocations.split(",") if n != "equal")]
-    full_run, problems = asyncio.run(load_problems(None))
+    full_run, problems = asyncio.run(load_problems(args.run))
     count = len(problems)
     print(f"simulation on run {full_run[:8]} ({count} problems, generation order)")
     print(
