@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -311,6 +312,59 @@ def test_killing_the_gateway_mid_request_loses_nothing(
     )[0]["n"]
     assert stored > 0
     assert _pairs_logged(stack) - logged_before == stored  # each pair executed once
+
+
+def test_killing_an_executor_mid_request_loses_nothing(
+    stack: Stack, services: Services, gateway: Gateway
+) -> None:
+    """An executor killed while it runs a request's pairs: the request is redelivered to
+    the restarted executor, the trainer gets its rewards, and every pair the executors
+    report running is stored once (a run killed before it stored anything is run
+    again, whole)."""
+    problem = gateway.problems[1]
+    codes = [
+        f"{problem['prompt']}    import time\n    time.sleep(0.05)\n    return {i} * 7\n"
+        for i in range(60)
+    ]
+    body = {
+        "items": [
+            {"problem": {"benchmark": "humaneval", "task_id": problem["task_id"]}, "response": c}
+            for c in codes
+        ],
+        "request_id": f"executor-killed-{uuid.uuid4().hex}",
+    }
+    logged_before = _pairs_logged(stack)
+    answers: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answers.append(gateway.post("/v1/rewards", body)))
+    sender.start()
+    wait_for(lambda: _sandbox_running(), 60, "the request's sandbox", every=0.05)
+    services.kill("executor")
+    services.start("executor")
+    sender.join(timeout=300)
+    assert answers and answers[0].status_code == 200, answers
+    results = answers[0].json()["results"]
+    assert len(results) == len(codes) and all(r["tests_run"] > 0 for r in results)
+    stored = query(
+        stack,
+        "SELECT count(*) AS n FROM executions e"
+        " JOIN reward_items i ON i.solution_id = e.solution_id"
+        " JOIN reward_requests r ON r.request_key = i.request_key"
+        " JOIN test_banks b ON b.id = i.bank_id AND e.profile = b.exec_profile"
+        " WHERE r.meta ->> 'request_id' = $1",
+        body["request_id"],
+    )[0]["n"]
+    assert _pairs_logged(stack) - logged_before == stored > 0
+
+
+def _sandbox_running() -> bool:
+    """Whether a sandbox container of ours is running now."""
+    listed = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=coderm.sandbox=1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return bool(listed.stdout.strip())
 
 
 def _quiet_post(gateway: Gateway, body: Any) -> None:
