@@ -2,14 +2,15 @@
 
 The steps, each idempotent: find each problem's test bank; extract each response's
 code (:func:`shared.core.extraction.extract_response`); store the code
-content-addressed; ask the executors only for the solutions without a stored verdict
-on every bank test; read the verdicts; compute the rewards of each group
+content-addressed; ask the executors, for all banks at once, only for the solutions
+without a stored verdict on every bank test; read the verdicts; compute the rewards of each group
 (:func:`shared.core.rewards.group_rewards`). A retried request finds the verdicts of
 its first attempt stored and runs nothing again.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,16 +98,23 @@ class Scorer:
         for i, sid in solution_of.items():
             by_bank[banks[items[i].problem].id].append(sid)
         bank_by_id = {b.id: b for b in banks.values()}
+        async with self.sessions() as session:
+            todo = {
+                bank_id: await store.missing(session, bank_by_id[bank_id], sids)
+                for bank_id, sids in by_bank.items()
+            }
+        await asyncio.gather(
+            *(
+                self.pairs.execute(bank_id, sids, self.timeout_s)
+                for bank_id, sids in todo.items()
+                if sids
+            )
+        )
         passed: dict[tuple[int, int], frozenset[int]] = {}
-        for bank_id, sids in by_bank.items():
-            bank = bank_by_id[bank_id]
-            async with self.sessions() as session:
-                todo = await store.missing(session, bank, sids)
-            if todo:
-                await self.pairs.execute(bank_id, todo, self.timeout_s)
-            async with self.sessions() as session:
-                for sid, tests in (await store.passed_sets(session, bank, sids)).items():
-                    passed[(bank_id, sid)] = tests
+        async with self.sessions() as session:
+            for bank_id, sids in by_bank.items():
+                found = await store.passed_sets(session, bank_by_id[bank_id], sids)
+                passed.update(((bank_id, sid), tests) for sid, tests in found.items())
         groups: dict[tuple[str, int], list[int]] = defaultdict(list)
         for i, item in enumerate(items):
             groups[(item.group, banks[item.problem].id)].append(i)
