@@ -8,7 +8,7 @@ BIN   := $(VENV)/bin
 UP    := deploy/local/up.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down stop-all status prometheus demo test lint format typecheck bench clean reproduce-codet
+.PHONY: help venv up down stop-all status prometheus demo test test-long lint format typecheck bench clean reproduce-codet
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,8 +42,12 @@ test: ## infra up, then lint, format check, import contracts, type check and the
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	@# pytest exits 5 when it collected no test: report it, don't fail the build on it.
-	@rc=0; $(BIN)/pytest || rc=$$?; \
+	@rc=0; $(BIN)/pytest -m "not long" || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+test-long: ## infra up, then the long integration tests (marked long: suites, dashboard, probe)
+	bash $(UP) --infra-only
+	$(BIN)/pytest -m long
 
 lint: venv ## ruff check + format check + import-linter contracts
 	$(BIN)/ruff check .

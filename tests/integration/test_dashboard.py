@@ -33,7 +33,7 @@ from tests.integration.test_suites import (
 )
 from tests.stack import ROOT, Services, Stack, cli, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.vllm]
+pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.long]
 SCRIPT = ROOT / "deploy" / "local" / "chromium.sh"
 SUITE = "dash"
 WINDOW = (1280, 2400)

@@ -33,6 +33,7 @@ from shared.enums import CompletionFormat
 from tests.stack import Services, Stack, cli, query, submit, wait_run_finished
 
 pytestmark = [
+    pytest.mark.long,
     pytest.mark.vllm,
     # torch and vLLM warn about their own internals while vLLM is imported and started.
     pytest.mark.filterwarnings("ignore::FutureWarning"),

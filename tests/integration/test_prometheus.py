@@ -193,7 +193,14 @@ def test_prometheus_scrapes_every_service(
     assert 0 <= progress[""] < 1
     assert promql(prometheus, f"max(coderm_run_last_progress_timestamp_seconds{{{of_run}}})")
     consumers = by("queue", promql(prometheus, "max by (queue) (coderm_queue_consumers)"))
-    assert consumers == {"generate": 1, "extract": 1, "score": 1, "execute": 0, "expected": 0}
+    assert consumers == {
+        "generate": 1,
+        "extract": 1,
+        "score": 1,
+        "execute": 0,
+        "expected": 0,
+        "pairs": 0,
+    }
 
     start(services, "executor", ports["executor"])
     wait_run_finished(stack, services, run_id, timeout=600)

@@ -32,7 +32,7 @@ import pytest
 from tests.integration.test_watch import checkpoint
 from tests.stack import ROOT, Services, Stack, cli, query, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.vllm]
+pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.long]
 SUITE = "ci"
 MEMBER_1 = "name=he-1,benchmark=humaneval,test-model=codegen16b,n=3,m=8,problems=1,max-tokens=8"
 MEMBER_3 = "name=he-3,benchmark=humaneval,test-model=codegen16b,n=3,m=8,problems=3,max-tokens=8"

@@ -115,7 +115,13 @@ def test_evaluation_through_the_vllm_backend(
 ) -> None:
     """The engine in the generator service: N samples a problem stored with token counts,
     finish reasons and latency; random text has no code; vanilla 0; one engine loaded;
-    SIGTERM stops the generator and its engine core."""
+    SIGTERM stops the generator and its engine core. The generator is restarted first:
+    earlier tests of the session may have left it holding engines of other models."""
+    assert services.terminate("generator") == 0
+    services.start("generator")
+    wait_for(lambda: consumers_ready(stack), 60, "the restarted generator")
+    log_path = stack.log_dir / "generator.log"
+    offset = len(log_path.read_text(errors="replace"))
     added = cli(
         stack,
         "model",
@@ -162,7 +168,7 @@ def test_evaluation_through_the_vllm_backend(
     assert "ok" not in {r["extraction_status"] for r in rows if r["role"] == "test"}
     assert metrics(stack, run_id)["vanilla.pass@1"] == 0.0
 
-    log = (stack.log_dir / "generator.log").read_text(errors="replace")
+    log = log_path.read_text(errors="replace")[offset:]
     assert log.count('"vllm.started"') == 1
     generator = services.processes["generator"].pid
     cores = engine_cores(generator)
