@@ -45,7 +45,7 @@ test: ## infra up, then lint, format check, import contracts, type check and the
 	@rc=0; $(BIN)/pytest -m "not long" || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
-test-long: ## infra up, then the long integration tests (marked long: suites, dashboard, probe)
+test-long: ## infra up, then the long integration tests (marked long: watch, suites, dashboard, probe)
 	bash $(UP) --infra-only
 	$(BIN)/pytest -m long
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.stack import Services, Stack, cli, query, submit, wait_run_finished
 
-pytestmark = [pytest.mark.integration, pytest.mark.vllm]
+pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.long]
 TESTS = ("--benchmark", "humaneval", "--test-model", "codegen16b")
 
 
