@@ -268,18 +268,8 @@ def test_killing_the_gateway_mid_request_loses_nothing(
 ) -> None:
     """A request in flight when the gateway is killed: the retry with the same id (to
     the restarted gateway) gets its rewards, and no pair is executed twice."""
-    problem = gateway.problems[2]
-    codes = [
-        f"{problem['prompt']}    import time\n    time.sleep(0.01)\n    return {i}\n"
-        for i in range(40)
-    ]
-    body = {
-        "items": [
-            {"problem": {"benchmark": "humaneval", "task_id": problem["task_id"]}, "response": c}
-            for c in codes
-        ],
-        "request_id": f"killed-{uuid.uuid4().hex}",
-    }
+    body = _slow_request(gateway.problems[2], count=40, sleep_s=0.01, tag="killed")
+    codes = body["items"]
     logged_before = _pairs_logged(stack)
     threading.Thread(target=lambda: _quiet_post(gateway, body), daemon=True).start()
     wait_for(
@@ -301,15 +291,7 @@ def test_killing_the_gateway_mid_request_loses_nothing(
     assert reply.status_code == 200, reply.text
     results = reply.json()["results"]
     assert len(results) == len(codes) and all(r["extraction"] == "ok" for r in results)
-    stored = query(
-        stack,
-        "SELECT count(*) AS n FROM executions e"
-        " JOIN reward_items i ON i.solution_id = e.solution_id"
-        " JOIN reward_requests r ON r.request_key = i.request_key"
-        " JOIN test_banks b ON b.id = i.bank_id AND e.profile = b.exec_profile"
-        " WHERE r.meta ->> 'request_id' = $1",
-        body["request_id"],
-    )[0]["n"]
+    stored = _stored_pairs(stack, body["request_id"])
     assert stored > 0
     assert _pairs_logged(stack) - logged_before == stored  # each pair executed once
 
@@ -321,18 +303,8 @@ def test_killing_an_executor_mid_request_loses_nothing(
     the restarted executor, the trainer gets its rewards, and every pair the executors
     report running is stored once (a run killed before it stored anything is run
     again, whole)."""
-    problem = gateway.problems[1]
-    codes = [
-        f"{problem['prompt']}    import time\n    time.sleep(0.05)\n    return {i} * 7\n"
-        for i in range(60)
-    ]
-    body = {
-        "items": [
-            {"problem": {"benchmark": "humaneval", "task_id": problem["task_id"]}, "response": c}
-            for c in codes
-        ],
-        "request_id": f"executor-killed-{uuid.uuid4().hex}",
-    }
+    body = _slow_request(gateway.problems[1], count=60, sleep_s=0.05, tag="executor-killed")
+    codes = body["items"]
     logged_before = _pairs_logged(stack)
     answers: list[httpx.Response] = []
     sender = threading.Thread(target=lambda: answers.append(gateway.post("/v1/rewards", body)))
@@ -344,15 +316,7 @@ def test_killing_an_executor_mid_request_loses_nothing(
     assert answers and answers[0].status_code == 200, answers
     results = answers[0].json()["results"]
     assert len(results) == len(codes) and all(r["tests_run"] > 0 for r in results)
-    stored = query(
-        stack,
-        "SELECT count(*) AS n FROM executions e"
-        " JOIN reward_items i ON i.solution_id = e.solution_id"
-        " JOIN reward_requests r ON r.request_key = i.request_key"
-        " JOIN test_banks b ON b.id = i.bank_id AND e.profile = b.exec_profile"
-        " WHERE r.meta ->> 'request_id' = $1",
-        body["request_id"],
-    )[0]["n"]
+    stored = _stored_pairs(stack, body["request_id"])
     assert _pairs_logged(stack) - logged_before == stored > 0
 
 
@@ -365,6 +329,37 @@ def _sandbox_running() -> bool:
         check=False,
     )
     return bool(listed.stdout.strip())
+
+
+def _slow_request(problem: dict[str, Any], count: int, sleep_s: float, tag: str) -> Any:
+    """A request of ``count`` distinct responses to ``problem`` that each sleep a little
+    (so an execution is still running when a test kills something), with a fresh id."""
+    codes = [
+        f"{problem['prompt']}    import time\n    time.sleep({sleep_s})\n    return {i}\n"
+        for i in range(count)
+    ]
+    return {
+        "items": [
+            {"problem": {"benchmark": "humaneval", "task_id": problem["task_id"]}, "response": c}
+            for c in codes
+        ],
+        "request_id": f"{tag}-{uuid.uuid4().hex}",
+    }
+
+
+def _stored_pairs(stack: Stack, request_id: str) -> int:
+    """Verdicts stored under their banks' profile for the solutions of a request."""
+    return int(
+        query(
+            stack,
+            "SELECT count(*) AS n FROM executions e"
+            " JOIN reward_items i ON i.solution_id = e.solution_id"
+            " JOIN reward_requests r ON r.request_key = i.request_key"
+            " JOIN test_banks b ON b.id = i.bank_id AND e.profile = b.exec_profile"
+            " WHERE r.meta ->> 'request_id' = $1",
+            request_id,
+        )[0]["n"]
+    )
 
 
 def _quiet_post(gateway: Gateway, body: Any) -> None:
