@@ -42,6 +42,7 @@ from tests.stack import (
     Services,
     Stack,
     cli,
+    consumer_count,
     create_stack,
     drop_stack,
     query,
@@ -112,9 +113,10 @@ def step_body(task: str, codes: list[str], tag: str) -> dict[str, Any]:
 
 
 async def send_all(
-    url: str, token: str, bodies: list[dict[str, Any]], concurrency: int
+    url: str, token: str, bodies: list[dict[str, Any]], concurrency: int, pause: float = 0.0
 ) -> tuple[list[float], float]:
-    """Post every body with ``concurrency`` in flight; latencies and wall seconds."""
+    """Post every body with ``concurrency`` in flight (each worker waiting ``pause``
+    seconds after each answer); latencies and wall seconds."""
     latencies: list[float] = []
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for body in bodies:
@@ -128,6 +130,8 @@ async def send_all(
             reply = await client.post(f"{url}/v1/rewards", json=body, headers=headers)
             reply.raise_for_status()
             latencies.append(time.perf_counter() - started)
+            if pause:
+                await asyncio.sleep(pause)
 
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=600) as client:
@@ -186,6 +190,13 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--reward-slots", type=int, default=2)
     parser.add_argument("--singles", type=int, default=30)
+    parser.add_argument(
+        "--warm",
+        default="0,2",
+        help="warm sandboxes of the executor for the single-response runs, in turn;"
+        " the last value stays for the steps",
+    )
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between single requests")
     args = parser.parse_args()
     stack = create_stack(Path(tempfile.mkdtemp(prefix="coderm-rewards-")))
     print(f"database {stack.database}, logs in {stack.log_dir}", flush=True)
@@ -205,15 +216,19 @@ def main() -> None:
                 " FROM test_bank_tests GROUP BY bank_id) x",
             )[0]["n"]
             print(f"{len(groups)} prompts x {args.group} responses, {tests:.1f} tests a bank")
-            singles = [
-                step_body(task, codes[:1], f"single-{n}-{uuid.uuid4().hex[:6]}")
-                for n, (task, codes) in enumerate(list(groups.items())[: args.singles])
-            ]
-            lat, _ = asyncio.run(send_all(url, token, singles, 1))
-            print(
-                f"one response a request: p50 {1000 * statistics.median(lat):.0f} ms,"
-                f" p95 {1000 * percentile(lat, 0.95):.0f} ms ({len(lat)} requests)"
-            )
+            for warm in (int(x) for x in args.warm.split(",")):
+                restart_executor(stack, services, warm)
+                singles = [
+                    step_body(task, codes[:1], f"single-{n}-{uuid.uuid4().hex[:6]}")
+                    for n, (task, codes) in enumerate(list(groups.items())[: args.singles])
+                ]
+                lat, _ = asyncio.run(send_all(url, token, singles, 1, pause=args.pause))
+                print(
+                    f"one response a request, {warm} warm sandboxes:"
+                    f" p50 {1000 * statistics.median(lat):.0f} ms,"
+                    f" p95 {1000 * percentile(lat, 0.95):.0f} ms ({len(lat)} requests)",
+                    flush=True,
+                )
             print("| in flight | requests | p50 ms | p95 ms | p99 ms | rewards/s | pairs/s |")
             print("| --- | --- | --- | --- | --- | --- | --- |")
             best = 0.0
@@ -238,6 +253,24 @@ def main() -> None:
             )
     finally:
         drop_stack(stack)
+
+
+def restart_executor(stack: Stack, services: Services, warm: int) -> None:
+    """Restart the executor with ``warm`` warm sandboxes and wait until they wait."""
+    log = stack.log_dir / "executor.log"
+    offset = log.stat().st_size
+    services.terminate("executor")
+    services.extra_env["CODERM_WARM_SANDBOXES"] = str(warm)
+    services.start("executor")
+    wait_for(lambda: consumer_count(stack, "pairs") >= 1, 60, "the executor")
+
+    def filled() -> bool:
+        with log.open("rb") as lines:
+            lines.seek(offset)
+            return b'"sandbox.warm_ready"' in lines.read()
+
+    if warm:
+        wait_for(filled, 120, "the warm sandboxes")
 
 
 def _up(url: str) -> bool:

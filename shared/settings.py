@@ -186,6 +186,11 @@ class ExecutorSettings(ServiceSettings):
     reward_slots: int = Field(default=1, ge=1)
     """Sandboxes kept for reward requests (``ExecutePairs``) beside ``concurrency``, so
     a trainer's request never waits behind batch runs."""
+    warm_sandboxes: int = Field(default=2, ge=0)
+    """Started containers kept waiting for reward requests (Docker backend; 0: none),
+    each used for one request and replaced (sandbox/client/warm.py)."""
+    warm_max_idle_s: float = Field(default=300.0, gt=0)
+    """A waiting container idle this long is replaced by a fresh one."""
 
 
 class ScorerSettings(ServiceSettings):
@@ -203,6 +208,12 @@ class GatewaySettings(ServiceSettings):
     wait for an executor, new ones get 429 with ``Retry-After: retry_after_s``.
     ``request_timeout_s`` bounds the wait for the executor (504 beyond; the verdicts
     stored meanwhile are kept, so a retry runs only what is missing).
+
+    Banks on first use (services/gateway/banks.py): with ``bank_test_model`` set, a
+    problem without a test bank gets one from a run of ``bank_tests`` test samples of
+    that model (and one solution sample of ``bank_policy``, by default the same model);
+    a request waits up to ``bank_wait_s`` for it (503 with ``Retry-After`` beyond), and
+    a bank run that is still running ``bank_stall_s`` after it started is driven again.
     """
 
     host: str = "127.0.0.1"
@@ -214,3 +225,8 @@ class GatewaySettings(ServiceSettings):
     retry_after_s: int = Field(default=2, ge=1)
     request_timeout_s: float = Field(default=180.0, gt=0)
     metrics_port: MetricsPort = 9714
+    bank_test_model: str | None = None
+    bank_policy: str | None = None
+    bank_tests: int = Field(default=20, ge=1, le=1000)
+    bank_wait_s: float = Field(default=120.0, gt=0)
+    bank_stall_s: float = Field(default=600.0, gt=0)

@@ -84,6 +84,16 @@ ensure_packages() {
     ok "installed: ${missing[*]}"
 }
 
+# ensure_kubectl: a kubectl on PATH, Debian's kubernetes-client if there is none (a
+# kubectl installed otherwise, with a newer kustomize, is kept).
+ensure_kubectl() {
+    if command -v kubectl >/dev/null 2>&1; then
+        ok "kubectl present ($(command -v kubectl))"
+        return 0
+    fi
+    ensure_packages kubernetes-client
+}
+
 # --- PostgreSQL -------------------------------------------------------------------------
 
 pg_version() {

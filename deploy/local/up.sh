@@ -59,6 +59,9 @@ mkdir -p "$RUN_DIR" "$LOG_DIR"
 say "[1/10] Debian packages"
 # bubblewrap: the sandbox's Docker-less backend (CODERM_SANDBOX__BACKEND=bwrap)
 ensure_packages postgresql rabbitmq-server docker.io debootstrap bubblewrap
+# kubectl (its built-in kustomize renders deploy/k8s for tests/unit/test_k8s_manifests.py):
+# Debian's kubernetes-client where the machine has no kubectl of its own
+ensure_kubectl
 
 say "[2/10] PostgreSQL"
 ensure_postgres

@@ -6,6 +6,7 @@
 | :mod:`.results` | job results, a batch's timings, :class:`SandboxError` |
 | :mod:`.framing` | the one wire format to and from the runner, for every kind |
 | :mod:`.container` | :class:`DockerSandbox`: one locked-down container a batch |
+| :mod:`.warm` | :class:`WarmSandbox`: started containers waiting, one batch each |
 | :mod:`.bwrap`, :mod:`.cgroups` | :class:`BwrapSandbox`: the same runner under bubblewrap |
 | :mod:`.backend` | :class:`Sandbox`, either backend as ``CODERM_SANDBOX__BACKEND`` says |
 | :mod:`.retry` | :data:`SANDBOX_ATTEMPTS` and :func:`run_with_retries`, the one retry policy |
@@ -29,6 +30,7 @@ from sandbox.client.jobs import (
 )
 from sandbox.client.results import BatchResult, JobResult, SandboxError, Timings
 from sandbox.client.retry import SANDBOX_ATTEMPTS, run_with_retries
+from sandbox.client.warm import WarmSandbox
 
 __all__ = [
     "SANDBOX_ATTEMPTS",
@@ -47,6 +49,7 @@ __all__ = [
     "SandboxError",
     "Timings",
     "UnittestJob",
+    "WarmSandbox",
     "default_parallel",
     "make_sandbox",
     "open_backend",

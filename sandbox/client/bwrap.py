@@ -25,8 +25,29 @@ verdicts are the same. The sandbox is started as a chain of ``exec``s, one proce
    as in a container (``--as-pid-1``).
 
 The host kills every process of the cgroup at the batch's deadline, on cancellation
-and at the end of every run, then removes the cgroup. The executor must run as root
-(it makes cgroups and mounts); bwrap itself does not.
+and at the end of every run, then removes the cgroup. In this mode (``cgroup``) the
+executor runs as root (it makes cgroups and mounts); bwrap itself does not.
+
+Without root, or as a root that cannot write the cgroup tree (a pod without
+privileges), the backend runs in ``rlimit`` mode (:func:`choose_mode`, logged once
+when the sandbox is made), a chain that needs no privilege at all
+(:func:`rlimit_command`):
+
+1. ``setpriv`` asks for SIGKILL when the executor dies (and, as root, drops to the
+   sandbox's user first);
+2. ``unshare --user --mount`` makes an unprivileged user namespace (the executor's
+   user mapped to the sandbox's) with a private mount namespace, where ``sh`` mounts
+   ``/tmp`` and ``/dev/shm`` exactly as above;
+3. ``setpriv`` drops the capabilities the namespace gave;
+4. ``bwrap`` as above, without the pids cgroup under ``/sys``;
+5. the image's Python sets the rlimits of :mod:`sandbox.client.rlimits` (processes,
+   address space, CPU time, file size) inside the sandbox's own user namespace, then
+   execs the runner, PID 1 as before.
+
+The sandbox dies with its ``bwrap`` process (``--die-with-parent``: PID 1 gets
+SIGKILL, and with it its whole pid namespace), which dies with the executor; the host
+kills it at the batch's deadline and on cancellation. The pod's cgroup bounds the
+total memory and CPU of all sandboxes (docs/KUBERNETES.md).
 """
 
 from __future__ import annotations
@@ -39,10 +60,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+import structlog
 
 from sandbox.client.cgroups import (
     Cgroup,
     CgroupPlan,
+    cgroup_tree_writable,
     cgroup_version,
     limits_of,
     plan_cgroup,
@@ -59,7 +84,14 @@ from sandbox.client.container import (
 from sandbox.client.framing import encode_batch, max_stdout_bytes, parse_output, runner_cpu_seconds
 from sandbox.client.jobs import Job, result_keys
 from sandbox.client.results import BatchResult, JobResult, RunClock, SandboxError
+from sandbox.client.rlimits import Rlimits, rlimits_of, shim_command
 from shared.settings import SandboxSettings
+
+log = structlog.get_logger(__name__)
+
+Mode = Literal["cgroup", "rlimit"]
+"""How a run is limited: a cgroup of its own (root with a writable cgroup tree), or
+rlimits inside its user namespace under the pod's cgroup (see the module)."""
 
 SCRATCH = "/run/coderm-sandbox"
 """Mount points of every run's ``/tmp`` and ``/dev/shm`` tmpfs (mounted only in the
@@ -116,14 +148,26 @@ def read_env(rootfs_dir: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def choose_mode(version: int | None = None) -> tuple[Mode, str]:
+    """``cgroup`` when this process can make the runs' cgroups, else ``rlimit``; and
+    why, for the log line."""
+    if os.geteuid() != 0:
+        return "rlimit", "not root"
+    if not cgroup_tree_writable(cgroup_version() if version is None else version):
+        return "rlimit", "the cgroup tree is not writable"
+    return "cgroup", "root with a writable cgroup tree"
+
+
 def bwrap_args(
     settings: SandboxSettings,
     rootfs: str,
     env: Sequence[tuple[str, str]],
-    cgroup: CgroupPlan,
+    cgroup: CgroupPlan | None,
     mounts: Mounts = Mounts(),
+    entry: Sequence[str] = ENTRYPOINT,
 ) -> list[str]:
-    """bwrap's own arguments up to and including the runner's command line."""
+    """bwrap's own arguments up to and including the runner's command line (``entry``);
+    the run's pids cgroup is bound under ``/sys`` when it has one."""
     uid, gid = parse_user(settings.user)
     args = [
         "--unshare-all",  # user, pid, net, ipc, uts, cgroup namespaces
@@ -153,9 +197,7 @@ def bwrap_args(
         "/dev/shm",
         "--tmpfs",
         "/sys",
-        "--ro-bind",
-        cgroup.pids_dir,
-        cgroup.pids_mount,
+        *(["--ro-bind", cgroup.pids_dir, cgroup.pids_mount] if cgroup is not None else []),
         "--remount-ro",
         "/sys",
         "--chdir",
@@ -166,7 +208,7 @@ def bwrap_args(
     ]
     for name, value in env:
         args += ["--setenv", name, value]
-    return [*args, "--", *ENTRYPOINT]
+    return [*args, "--", *entry]
 
 
 def command(
@@ -211,12 +253,57 @@ def command(
     ]
 
 
+def rlimit_command(
+    settings: SandboxSettings,
+    rootfs: str,
+    env: Sequence[tuple[str, str]],
+    limits: Rlimits,
+    mounts: Mounts = Mounts(),
+    as_root: bool = False,
+) -> list[str]:
+    """The whole command line of a run without a cgroup (``rlimit`` mode, see the
+    module): no privilege needed; ``as_root``: drop to the sandbox's user first."""
+    uid, gid = parse_user(settings.user)
+    become = [f"--reuid={uid}", f"--regid={gid}", "--clear-groups"] if as_root else []
+    drop = ["--inh-caps=-all", "--bounding-set=-all"]
+    return [
+        "setpriv",
+        "--pdeathsig=KILL",
+        *become,
+        "--",
+        "unshare",
+        "--user",
+        f"--map-user={uid}",
+        f"--map-group={gid}",
+        "--keep-caps",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        MOUNT_SCRATCH,
+        "sh",
+        tmpfs_options(settings.tmpfs_mb),
+        mounts.tmp,
+        tmpfs_options(SHM_MB),
+        mounts.shm,
+        "setpriv",
+        *drop,
+        "--",
+        "bwrap",
+        *bwrap_args(settings, rootfs, env, None, mounts, shim_command(limits, ENTRYPOINT)),
+    ]
+
+
 class BwrapSandbox:
-    """Runs batches under bubblewrap in a cgroup a run (see the module).
+    """Runs batches under bubblewrap in a cgroup a run, or under rlimits where no
+    cgroup can be made (see the module).
 
     The same interface as :class:`~sandbox.client.container.DockerSandbox`
     (``run_batch``, ``parallel``, ``timeout_s``, ``remove_stale_containers``) and the
-    same limits from the same settings; ``parallel`` as there.
+    same limits from the same settings; ``parallel`` as there. ``mode``: ``cgroup``
+    or ``rlimit``, chosen by :func:`choose_mode` when not given.
     """
 
     def __init__(
@@ -224,10 +311,17 @@ class BwrapSandbox:
         settings: SandboxSettings,
         parallel: int | None = None,
         mounts: Mounts = Mounts(),
+        mode: Mode | None = None,
     ) -> None:
         self._settings = settings
         self.parallel = parallel or default_parallel(settings.cpus)
         self._mounts = mounts
+        if mode is None:
+            mode, why = choose_mode()
+        else:
+            why = "asked for"
+        self.mode: Mode = mode
+        log.info("sandbox.bwrap_mode", mode=mode, reason=why, uid=os.geteuid())
 
     def timeout_s(self, jobs: Sequence[Job]) -> float:
         """How long a run may take before it is killed (the Docker backend's
@@ -236,8 +330,8 @@ class BwrapSandbox:
 
     def _prepare(self) -> tuple[str, list[tuple[str, str]]]:
         """The root and the environment, after checking what the host must have."""
-        if os.geteuid() != 0:
-            raise SandboxError("the bwrap sandbox backend needs root (cgroups, mounts)")
+        if self.mode == "cgroup" and os.geteuid() != 0:
+            raise SandboxError("the bwrap backend's cgroup mode needs root (cgroups, mounts)")
         for tool in ("bwrap", "unshare", "setpriv", "mount"):
             if shutil.which(tool, path=HOST_PATH) is None:
                 raise SandboxError(f"the bwrap sandbox backend needs {tool} on the host")
@@ -249,7 +343,10 @@ class BwrapSandbox:
         except OSError as exc:
             raise SandboxError(f"cannot read the sandbox image's environment: {exc}") from exc
         for point in (self._mounts.tmp, self._mounts.shm):
-            os.makedirs(point, mode=0o755, exist_ok=True)
+            try:
+                os.makedirs(point, mode=0o755, exist_ok=True)
+            except OSError as exc:
+                raise SandboxError(f"cannot make the scratch mount point {point}: {exc}") from exc
         return rootfs, env
 
     async def run_batch(
@@ -269,6 +366,8 @@ class BwrapSandbox:
         payload = encode_batch(jobs, self.parallel, site_packages)
         clock = RunClock()
         rootfs, env = self._prepare()
+        if self.mode == "rlimit":
+            return await self._run_rlimited(jobs, payload, progress, rootfs, env, clock)
         plan = plan_cgroup(cgroup_version(), new_cgroup_name(), limits_of(self._settings))
         cgroup = Cgroup(plan)
         try:
@@ -285,6 +384,29 @@ class BwrapSandbox:
                 deleting = time.monotonic()
                 await asyncio.shield(cgroup.remove())
                 clock.delete = time.monotonic() - deleting
+        except SandboxError as exc:
+            exc.timings = clock.timings()
+            raise
+        clock.cpu = runner_cpu_seconds(stdout)
+        return BatchResult(results, clock.timings())
+
+    async def _run_rlimited(
+        self,
+        jobs: Sequence[Job],
+        payload: bytes,
+        progress: Progress | None,
+        rootfs: str,
+        env: list[tuple[str, str]],
+        clock: RunClock,
+    ) -> BatchResult:
+        """A run in ``rlimit`` mode: no cgroup to make or remove; the sandbox's pid
+        namespace ends with its bwrap process, which :meth:`_run` always reaps."""
+        limits = rlimits_of(self._settings, self.timeout_s(jobs))
+        argv = rlimit_command(
+            self._settings, rootfs, env, limits, self._mounts, as_root=os.geteuid() == 0
+        )
+        try:
+            results, stdout = await self._run(argv, payload, progress, jobs, clock)
         except SandboxError as exc:
             exc.timings = clock.timings()
             raise
@@ -326,7 +448,7 @@ class BwrapSandbox:
             clock.run = time.monotonic() - started
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    proc.kill()  # the cgroup's other processes are killed by remove()
+                    proc.kill()  # the rest: by the cgroup's remove(), or with the pid namespace
                 await asyncio.shield(proc.wait())
         if code != 0:
             tail = stderr[-2000:].decode(errors="replace")
@@ -380,8 +502,9 @@ class BwrapSandbox:
 
     async def remove_stale_containers(self) -> int:
         """Kill and remove sandbox cgroups left behind by an executor that died (their
-        owner pid is gone); those of live processes are kept. How many were removed."""
-        if os.geteuid() != 0:
+        owner pid is gone); those of live processes are kept. How many were removed.
+        Nothing to do in ``rlimit`` mode: a sandbox dies with its executor there."""
+        if self.mode != "cgroup" or os.geteuid() != 0:
             return 0
         removed = 0
         for plan in stale_plans(cgroup_version()):

@@ -88,6 +88,22 @@ def cgroup_version(root: str = CGROUP_ROOT) -> int:
     return 2 if os.path.exists(os.path.join(root, "cgroup.controllers")) else 1
 
 
+def cgroup_tree_writable(version: int, root: str = CGROUP_ROOT) -> bool:
+    """Whether this process may make the sandboxes' cgroups: root, and the directories
+    they go in (``coderm`` under each v1 controller, or under the v2 root; else where
+    it would be made) writable. False in a typical pod, whose ``/sys/fs/cgroup`` is
+    read-only or not its own, and for any user but root."""
+    if os.geteuid() != 0:
+        return False
+    homes = [f"{root}/{c}" for c in V1_CONTROLLERS] if version == 1 else [root]
+    for home in homes:
+        parent = f"{home}/{PARENT}"
+        target = parent if os.path.isdir(parent) else home
+        if not os.path.isdir(target) or not os.access(target, os.W_OK):
+            return False
+    return True
+
+
 def plan_cgroup(version: int, name: str, limits: Limits, root: str = CGROUP_ROOT) -> CgroupPlan:
     """The cgroup ``name`` with ``limits`` (pure: nothing is read or written)."""
     if version == 1:

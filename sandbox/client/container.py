@@ -15,10 +15,12 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiodocker
 from aiodocker.containers import DockerContainer
+from aiodocker.stream import Stream
 
 from sandbox.client.framing import (
     GRACE_S,
@@ -40,6 +42,16 @@ MAX_STDERR_BYTES = 64 << 10
 
 Progress = Callable[[int], None]
 """Called with the number of results received so far while a batch runs."""
+
+
+@dataclass(frozen=True)
+class StartedContainer:
+    """A created and started sandbox container, its runner waiting for a batch on the
+    attached ``stream``; ``started_at``: ``time.monotonic()`` when it was ready."""
+
+    container: DockerContainer
+    stream: Stream
+    started_at: float
 
 
 def batch_timeout_s(settings: SandboxSettings, jobs: Sequence[Job]) -> float:
@@ -174,27 +186,59 @@ class DockerSandbox:
         Raises SandboxError (carrying the run's timings) when the container breaks,
         times out or its output is incomplete; the whole batch may then be retried.
         """
-        expected = result_keys(jobs)
-        if not expected:
+        if not result_keys(jobs):
             return BatchResult({})
-        payload = encode_batch(jobs, self.parallel, site_packages)
-        timeout = self.timeout_s(jobs)
         clock = RunClock()
+        started = await self.start_container(time.time() + self.timeout_s(jobs), clock)
+        return await self.run_started(started, jobs, progress, site_packages, clock)
+
+    async def start_container(self, deadline: float, clock: RunClock) -> StartedContainer:
+        """Create and start a container whose runner (and its zygote) then waits for a
+        batch on stdin; its create and start time go to ``clock.create``.
+
+        ``deadline`` (epoch seconds) goes in its label (see :meth:`container_config`).
+        Raises SandboxError when the engine cannot create or start it (nothing is left
+        behind).
+        """
         try:
-            container = await self._docker.containers.create(
-                self.container_config(deadline=time.time() + timeout)
-            )
+            container = await self._docker.containers.create(self.container_config(deadline))
         except aiodocker.DockerError as exc:
             raise SandboxError(f"cannot create sandbox container: {exc}", clock.timings()) from exc
         self._live.add(container.id)
         clock.created = True
+        stream = container.attach(stdin=True, stdout=True, stderr=True)
+        try:
+            await stream.__aenter__()
+            await container.start()
+        except BaseException as exc:
+            await stream.close()
+            await asyncio.shield(self._delete(container))
+            clock.create = time.monotonic() - clock.start
+            if isinstance(exc, aiodocker.DockerError | ConnectionError | OSError):
+                message = f"cannot start sandbox container: {exc!r}"
+                raise SandboxError(message, clock.timings()) from exc
+            raise
         clock.create = time.monotonic() - clock.start
+        return StartedContainer(container, stream, time.monotonic())
+
+    async def run_started(
+        self,
+        started: StartedContainer,
+        jobs: Sequence[Job],
+        progress: Progress | None,
+        site_packages: bool,
+        clock: RunClock,
+    ) -> BatchResult:
+        """Send ``jobs`` to a started container, read its results, and delete it (also on
+        errors and cancellation): a container runs one batch, never two."""
+        payload = encode_batch(jobs, self.parallel, site_packages)
         try:
             try:
-                results, stdout = await self._run(container, payload, progress, jobs, clock)
+                results, stdout = await self._run(started, payload, progress, jobs, clock)
             finally:
                 deleting = time.monotonic()
-                await asyncio.shield(self._delete(container))
+                await started.stream.close()
+                await asyncio.shield(self._delete(started.container))
                 clock.delete = time.monotonic() - deleting
         except SandboxError as exc:
             exc.timings = clock.timings()
@@ -202,63 +246,67 @@ class DockerSandbox:
         clock.cpu = runner_cpu_seconds(stdout)
         return BatchResult(results, clock.timings())
 
+    async def discard(self, started: StartedContainer) -> None:
+        """Delete a started container that will run nothing."""
+        await started.stream.close()
+        await asyncio.shield(self._delete(started.container))
+
     async def _run(
         self,
-        container: DockerContainer,
+        started: StartedContainer,
         payload: bytes,
         progress: Progress | None,
         jobs: Sequence[Job],
         clock: RunClock,
     ) -> tuple[dict[str, JobResult], bytes]:
-        """Run the container to its end (timed in ``clock.run``); its results and stdout."""
+        """Run the batch to the runner's end (timed in ``clock.run``); its results and
+        stdout."""
         timeout = self.timeout_s(jobs)
-        started = time.monotonic()
+        begun = time.monotonic()
         try:
             async with asyncio.timeout(timeout):
-                stdout, stderr = await self._attach(
-                    container, payload, progress, max_stdout_bytes(jobs)
+                stdout, stderr = await self._exchange(
+                    started.stream, payload, progress, max_stdout_bytes(jobs)
                 )
-                status = await container.wait()
+                status = await started.container.wait()
         except TimeoutError as exc:
             raise SandboxError(f"sandbox exceeded {timeout:.0f} s") from exc
         except aiodocker.DockerError as exc:
             raise SandboxError(f"docker failed while running the sandbox: {exc}") from exc
         finally:
-            clock.run = time.monotonic() - started
+            clock.run = time.monotonic() - begun
         code = status.get("StatusCode")
         if code != 0:
             tail = stderr[-2000:].decode(errors="replace")
             raise SandboxError(f"runner exited with status {code}: {tail}")
         return parse_output(stdout, result_keys(jobs)), stdout
 
-    async def _attach(
-        self, container: DockerContainer, payload: bytes, progress: Progress | None, limit: int
+    @staticmethod
+    async def _exchange(
+        stream: Stream, payload: bytes, progress: Progress | None, limit: int
     ) -> tuple[bytes, bytes]:
-        """Attach, start, send the payload, read stdout/stderr until the runner exits."""
-        stream = container.attach(stdin=True, stdout=True, stderr=True)
+        """Send the payload, read stdout/stderr until the runner exits."""
         try:
-            async with stream:
-                await container.start()
-                await stream.write_in(payload)
-                out = bytearray()
-                err = bytearray()
-                lines = 0
-                while True:
-                    msg = await stream.read_out()
-                    if msg is None:
-                        break
-                    if msg.stream == 2:
-                        if len(err) < MAX_STDERR_BYTES:
-                            err += msg.data
-                    else:
-                        out += msg.data
-                        if len(out) > limit:
-                            raise SandboxError("runner output too large")
-                        if progress is not None:
-                            lines += msg.data.count(b"\n")
-                            progress(lines)
-                return bytes(out), bytes(err)
-        except (ConnectionError, OSError) as exc:
+            await stream.write_in(payload)
+            out = bytearray()
+            err = bytearray()
+            lines = 0
+            while True:
+                msg = await stream.read_out()
+                if msg is None:
+                    break
+                if msg.stream == 2:
+                    if len(err) < MAX_STDERR_BYTES:
+                        err += msg.data
+                else:
+                    out += msg.data
+                    if len(out) > limit:
+                        raise SandboxError("runner output too large")
+                    if progress is not None:
+                        lines += msg.data.count(b"\n")
+                        progress(lines)
+            return bytes(out), bytes(err)
+        except (ConnectionError, OSError, RuntimeError) as exc:
             raise SandboxError(f"sandbox connection failed: {exc!r}") from exc
 
     async def _delete(self, container: DockerContainer) -> None:
@@ -297,6 +345,6 @@ class DockerSandbox:
                 await container.delete(force=True)
                 removed += 1
             except aiodocker.DockerError as exc:
-                if exc.status != 404:
+                if exc.status not in (404, 409):  # gone, or being removed by another
                     raise
         return removed

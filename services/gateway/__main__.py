@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from services.gateway.app import Gateway, create_app
+from services.gateway.banks import BankMaker
 from services.gateway.rpc import PairsClient
 from services.gateway.scoring import Scorer
 from shared.service import ServiceContext, serve
@@ -32,7 +33,8 @@ def main() -> None:
         pairs = PairsClient(ctx.broker)
         await pairs.start()
         stack.push_async_callback(pairs.close)
-        scorer = Scorer(ctx.sessions, pairs, settings.request_timeout_s)
+        banks = BankMaker(ctx.sessions, ctx.broker, settings)
+        scorer = Scorer(ctx.sessions, pairs, settings.request_timeout_s, banks)
         app = create_app(Gateway(settings, ctx.sessions, pairs, scorer))
         server = EmbeddedServer(
             uvicorn.Config(

@@ -24,12 +24,16 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.gateway import store
+from services.gateway.banks import BankPending
 from services.gateway.rpc import PairsClient
 from services.gateway.schemas import (
+    AnyProblem,
+    InlineProblem,
     OpenRLHFRequest,
     ProblemRef,
     RewardsRequest,
     SelectRequest,
+    problem_from_label,
 )
 from services.gateway.scoring import Item, Scored, Scorer
 from shared.core.rewards import REWARD_NAMES
@@ -54,10 +58,11 @@ def check_sizes(settings: GatewaySettings, responses: Sequence[str]) -> None:
         )
 
 
-def openrlhf_items(body: OpenRLHFRequest) -> list[Item]:
-    """OpenRLHF's queries as items: the response is the query after its prompt (the
-    whole query when it does not start with it), the problem is the label's, and the
-    responses to one prompt form a group. ``ValueError`` on missing or bad labels."""
+def openrlhf_items(body: OpenRLHFRequest) -> list[tuple[AnyProblem, str, str]]:
+    """OpenRLHF's queries as (problem, response, group): the response is the query
+    after its prompt (the whole query when it does not start with it), the problem is
+    the label's, and the responses to one prompt form a group. ``ValueError`` on
+    missing or bad labels."""
     labels, prompts = body.labels, body.prompts
     if labels is None or len(labels) != len(body.query):
         raise ValueError("labels must name the problem of every query")
@@ -67,11 +72,11 @@ def openrlhf_items(body: OpenRLHFRequest) -> list[Item]:
     for n, (query, label) in enumerate(zip(body.query, labels, strict=True)):
         prompt = prompts[n] if prompts is not None else ""
         try:
-            problem = ProblemRef.from_label(label)
+            problem = problem_from_label(label)
         except ValueError as exc:
             raise ValueError(f"label {n}: {exc}") from None
         response = query[len(prompt) :] if prompt and query.startswith(prompt) else query
-        items.append(Item(problem, response, prompt or label))
+        items.append((problem, response, prompt or label))
     return items
 
 
@@ -96,6 +101,14 @@ class Gateway:
         if found is None:
             raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
         return found
+
+    async def refs(self, problems: Sequence[AnyProblem]) -> list[ProblemRef]:
+        """The stored name of each problem, storing those given inline."""
+        inline = [p for p in problems if isinstance(p, InlineProblem)]
+        if inline:
+            async with self.sessions.begin() as session:
+                await store.store_inline(session, inline)
+        return [p.ref() if isinstance(p, InlineProblem) else p for p in problems]
 
     async def answer(
         self,
@@ -125,6 +138,10 @@ class Gateway:
             scored = await self.scorer.score(items)
         except RequestError as exc:
             raise HTTPException(422, str(exc)) from None
+        except BankPending as exc:
+            raise HTTPException(
+                503, f"{exc}; retry", {"Retry-After": str(self.settings.retry_after_s)}
+            ) from None
         except TimeoutError:
             raise HTTPException(504, "the executors did not answer in time; retry") from None
         result = build(scored)
@@ -172,9 +189,10 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def rewards(body: RewardsRequest, request: Request, token: Caller) -> dict[str, Any]:
         """Rewards of responses; ``group`` ties the responses to one prompt (GRPO)."""
         check_sizes(settings, [i.response for i in body.items])
+        refs = await gateway.refs([i.problem for i in body.items])
         items = [
-            Item(i.problem, i.response, i.group if i.group is not None else f"#{n}")
-            for n, i in enumerate(body.items)
+            Item(ref, i.response, i.group if i.group is not None else f"#{n}")
+            for n, (ref, i) in enumerate(zip(refs, body.items, strict=True))
         ]
         key = request_key("rewards", token, body.request_id, await request.body())
         meta = {**body.meta, **({"request_id": body.request_id} if body.request_id else {})}
@@ -192,7 +210,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         """Best-of-N: the index of the response the strategy picks (the first of the
         best), and every response's score."""
         check_sizes(settings, body.responses)
-        items = [Item(body.problem, r, "select") for r in body.responses]
+        (ref,) = await gateway.refs([body.problem])
+        items = [Item(ref, r, "select") for r in body.responses]
         key = request_key("select", token, body.request_id, await request.body())
 
         def build(scored: list[Scored]) -> dict[str, Any]:
@@ -220,10 +239,12 @@ def create_app(gateway: Gateway) -> FastAPI:
         if reward not in REWARD_NAMES:
             raise HTTPException(422, f"reward must be one of {', '.join(REWARD_NAMES)}")
         try:
-            items = openrlhf_items(body)
+            given = openrlhf_items(body)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        check_sizes(settings, [i.response for i in items])
+        check_sizes(settings, [response for _, response, _ in given])
+        refs = await gateway.refs([problem for problem, _, _ in given])
+        items = [Item(ref, r, g) for ref, (_, r, g) in zip(refs, given, strict=True)]
         key = request_key(f"openrlhf-{reward}", token, None, await request.body())
 
         def build(scored: list[Scored]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Literal
 
@@ -9,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 REQUEST_ID_CHARS = 200
 GROUP_CHARS = 2000
+PROMPT_CHARS = 100_000
+
+INLINE_BENCHMARK = "inline"
+"""The benchmark holding the problems requests give inline."""
 
 
 class ProblemRef(BaseModel):
@@ -35,13 +40,49 @@ class ProblemRef(BaseModel):
         return f"{self.benchmark}:{self.task_id}"
 
 
+class InlineProblem(BaseModel):
+    """A problem given by its text rather than its name: the prompt a solution
+    completes, the function's name, and optionally the prompt for its unit tests. It
+    is stored once in the benchmark :data:`INLINE_BENCHMARK` under a task id derived
+    from its content (:meth:`ref`), so the same problem given again is the same problem
+    (and finds its test bank)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=PROMPT_CHARS)
+    entry_point: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    test_prompt: str | None = Field(default=None, max_length=PROMPT_CHARS)
+
+    def ref(self) -> ProblemRef:
+        """The name the problem is stored under."""
+        basis = json.dumps([self.prompt, self.entry_point, self.test_prompt]).encode()
+        return ProblemRef(
+            benchmark=INLINE_BENCHMARK, task_id=f"sha256:{hashlib.sha256(basis).hexdigest()}"
+        )
+
+
+AnyProblem = ProblemRef | InlineProblem
+
+
+def problem_from_label(label: str) -> AnyProblem:
+    """An OpenRLHF label: ``BENCHMARK:TASK_ID`` (e.g. ``humaneval:HumanEval/0``), or a
+    JSON object naming the problem (``{"benchmark", "task_id"}``) or giving it
+    (``{"prompt", "entry_point"}``); ``ValueError`` otherwise."""
+    text = label.strip()
+    if text.startswith("{"):
+        data = json.loads(text)
+        if isinstance(data, dict) and "prompt" in data:
+            return InlineProblem.model_validate(data)
+    return ProblemRef.from_label(label)
+
+
 class RewardItemIn(BaseModel):
     """One response to score: its problem, the text (a chat answer with one code block,
     or bare code) and optionally its group (the responses to one prompt)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    problem: ProblemRef
+    problem: AnyProblem
     response: str
     group: str | None = Field(default=None, max_length=GROUP_CHARS)
 
@@ -63,7 +104,7 @@ class SelectRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    problem: ProblemRef
+    problem: AnyProblem
     responses: list[str] = Field(min_length=1)
     strategy: Literal["codet", "majority"] = "codet"
     request_id: str | None = Field(default=None, min_length=1, max_length=REQUEST_ID_CHARS)

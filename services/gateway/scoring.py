@@ -1,6 +1,7 @@
 """Scoring a request's responses: banks, code, verdicts (run where missing), rewards.
 
-The steps, each idempotent: find each problem's test bank; extract each response's
+The steps, each idempotent: find each problem's test bank (made on first use by
+:mod:`services.gateway.banks`); extract each response's
 code (:func:`shared.core.extraction.extract_response`); store the code
 content-addressed; ask the executors, for all banks at once, only for the solutions
 without a stored verdict on every bank test; read the verdicts; compute the rewards of each group
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.gateway import store
+from services.gateway.banks import BankMaker
 from services.gateway.rpc import PairsClient
 from services.gateway.schemas import ProblemRef
 from shared.core.extraction import extract_response
@@ -79,20 +81,27 @@ class Scorer:
     sessions: async_sessionmaker[AsyncSession]
     pairs: PairsClient
     timeout_s: float
+    banks: BankMaker
 
     async def score(self, items: Sequence[Item]) -> list[Scored]:
-        """Every item's rewards, in order; ``RequestError`` naming the problems without
-        a test bank."""
+        """Every item's rewards, in order. Problems without a test bank get one first
+        (:class:`BankMaker`: ``RequestError`` when it cannot, ``BankPending`` while its
+        run goes on)."""
         extracted = [extract_response(item.response) for item in items]
-        async with self.sessions.begin() as session:
-            banks = await store.banks_of(session, {i.problem for i in items})
-            absent = sorted({str(i.problem) for i in items if i.problem not in banks})
+        refs = {i.problem for i in items}
+        async with self.sessions() as session:
+            banks = await store.banks_of(session, refs)
+        if len(banks) < len(refs):
+            await self.banks.make(refs - set(banks))
+            async with self.sessions() as session:
+                banks = await store.banks_of(session, refs)
+            absent = sorted(str(r) for r in refs - set(banks))
             if absent:
                 raise RequestError(
-                    f"no test bank for {', '.join(absent[:5])}"
-                    f"{f' and {len(absent) - 5} more' if len(absent) > 5 else ''} "
-                    "(coderm bank create)"
+                    f"the test model gave no usable unit test for {', '.join(absent[:5])}"
+                    f"{f' and {len(absent) - 5} more' if len(absent) > 5 else ''}"
                 )
+        async with self.sessions.begin() as session:
             solution_of = await self._solutions(session, items, extracted, banks)
         by_bank: dict[int, list[int]] = defaultdict(list)
         for i, sid in solution_of.items():

@@ -13,8 +13,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.schemas import ProblemRef
+from services.gateway.schemas import INLINE_BENCHMARK, InlineProblem, ProblemRef
 from shared.core.extraction import content_hash
+from shared.core.oracle import GroundTruthKind
 from shared.core.tokens import token_hash
 from shared.db.code import upsert_code
 from shared.db.models import Benchmark, Execution, Problem, Solution
@@ -82,6 +83,47 @@ async def banks_of(session: AsyncSession, refs: Iterable[ProblemRef]) -> dict[Pr
         ref: Bank(bank_id, banks[bank_id].problem_id, banks[bank_id].exec_profile, weights[bank_id])
         for ref, bank_id in newest.items()
     }
+
+
+async def store_inline(session: AsyncSession, problems: Iterable[InlineProblem]) -> None:
+    """Store problems given inline (each once, under its content-derived task id) in
+    the benchmark :data:`INLINE_BENCHMARK`, which is made on first use."""
+    todo = {p.ref().task_id: p for p in problems}
+    if not todo:
+        return
+    await session.execute(
+        insert(Benchmark)
+        .values(name=INLINE_BENCHMARK, source="problems given to the reward gateway")
+        .on_conflict_do_nothing()
+    )
+    benchmark_id = await session.scalar(
+        select(Benchmark.id).where(Benchmark.name == INLINE_BENCHMARK)
+    )
+    position = await session.scalar(
+        select(func.coalesce(func.max(Problem.position), -1)).where(
+            Problem.benchmark_id == benchmark_id
+        )
+    )
+    await session.execute(
+        insert(Problem)
+        .values(
+            [
+                {
+                    "benchmark_id": benchmark_id,
+                    "task_id": task_id,
+                    "position": (position or 0) + 1 + n,
+                    "prompt": problem.prompt,
+                    "test_prompt": problem.test_prompt,
+                    "entry_point": problem.entry_point,
+                    "canonical_solution": "",
+                    "test_code": "",
+                    "ground_truth": GroundTruthKind.NONE.value,
+                }
+                for n, (task_id, problem) in enumerate(sorted(todo.items()))
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
 
 
 async def solution_ids(session: AsyncSession, problem_id: int, codes: Sequence[str]) -> list[int]:

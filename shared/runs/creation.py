@@ -47,6 +47,8 @@ class RunRequest(RunSettings):
     policy: str
     test_model: str
     name: str = ""
+    task_ids: tuple[str, ...] | None = None
+    """Only these problems of the benchmark (``None``: the first ``problems``)."""
 
 
 def _generation(request: RunRequest, policy: Model, test_model: Model) -> RunGeneration:
@@ -67,6 +69,11 @@ def _generation(request: RunRequest, policy: Model, test_model: Model) -> RunGen
 async def create_run(session: AsyncSession, request: RunRequest) -> tuple[Run, list[int]]:
     """Insert the run and its problems; return it with the problem ids to request."""
     problems = await benchmark_problems(session, request.benchmark)
+    if request.task_ids is not None:
+        wanted = set(request.task_ids)
+        problems = [p for p in problems if p.task_id in wanted]
+        if len(problems) != len(wanted):
+            raise RequestError(f"{request.benchmark} lacks some of the problems asked for")
     if request.problems is not None:
         problems = problems[: request.problems]
     models = {

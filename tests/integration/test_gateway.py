@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import socket
 import subprocess
@@ -12,8 +13,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -100,6 +103,10 @@ def gateway(stack: Stack, services: Services, imported: None) -> Iterator[Gatewa
     token = next(w for w in added.stdout.split() if w.startswith("crm_"))
     port = free_port()
     services.extra_env["CODERM_PORT"] = str(port)
+    # banks on first use come from the replayed CodeGen test samples, 100 a problem
+    services.extra_env["CODERM_BANK_TEST_MODEL"] = "codegen16b"
+    services.extra_env["CODERM_BANK_TESTS"] = "100"
+    services.extra_env["CODERM_BANK_STALL_S"] = "20"  # a failed bank run is retried after
     services.start("gateway")
     url = f"http://127.0.0.1:{port}"
 
@@ -429,7 +436,7 @@ def test_tokens_limits_and_backpressure(stack: Stack, services: Services, gatewa
         "items": [{"problem": {"benchmark": "humaneval", "task_id": "nope"}, "response": "x"}]
     }
     refused = gateway.post("/v1/rewards", unknown)
-    assert refused.status_code == 422 and "no test bank for humaneval:nope" in refused.text
+    assert refused.status_code == 422 and "humaneval has no problem nope" in refused.text
     bad = gateway.post("/openrlhf", {"query": ["q"], "prompts": ["p"], "labels": ["no-colon"]})
     assert bad.status_code == 422 and "BENCHMARK:TASK_ID" in bad.text
 
@@ -476,3 +483,192 @@ def test_the_verl_client_scores_through_the_gateway(
     assert batch == pytest.approx([expected, 0.0])
     monkeypatch.setenv("CODERM_REWARD_NAME", "all_pass")
     assert client.compute_score("humaneval", response, label) == (1.0 if expected == 1 else 0.0)
+
+
+def _bank_runs(stack: Stack) -> list[asyncpg.Record]:
+    return query(
+        stack,
+        "SELECT r.id, r.state, array_agg(p.task_id ORDER BY p.task_id) AS tasks FROM runs r"
+        " JOIN run_problems rp ON rp.run_id = r.id JOIN problems p ON p.id = rp.problem_id"
+        " WHERE r.config ->> 'purpose' = 'bank' GROUP BY r.id, r.state ORDER BY r.created_at",
+    )
+
+
+def _stored_passes(stack: Stack, bank_id: int, tag: str) -> int:
+    """Tests of the bank the stored solution tagged ``tag`` passes, by the stored verdicts."""
+    return int(
+        query(
+            stack,
+            "SELECT count(*) FILTER (WHERE e.passed) AS n FROM solutions s"
+            " JOIN test_banks b ON b.problem_id = s.problem_id AND b.id = $1"
+            " JOIN test_bank_tests t ON t.bank_id = b.id"
+            " JOIN executions e ON e.solution_id = s.id AND e.unit_test_id = t.unit_test_id"
+            "  AND e.profile = b.exec_profile"
+            " WHERE s.code LIKE '%# ' || $2 || '%'",
+            bank_id,
+            tag,
+        )[0]["n"]
+    )
+
+
+def test_a_problem_without_a_bank_gets_one_on_first_use(stack: Stack, gateway: Gateway) -> None:
+    """Two requests at once for problems that have no bank: one bank run of the test
+    model is made for them, both requests wait for it and get the rewards the new
+    bank's stored verdicts give; the same request again runs nothing, and new
+    responses reuse the banks."""
+    tasks = ["HumanEval/16", "HumanEval/19"]
+    problems = {
+        r["task_id"]: r
+        for r in query(
+            stack,
+            "SELECT p.id, p.task_id, p.prompt, p.canonical_solution FROM problems p"
+            " JOIN benchmarks b ON b.id = p.benchmark_id"
+            " WHERE b.name = 'humaneval' AND p.task_id = ANY($1::text[])",
+            tasks,
+        )
+    }
+    assert not query(
+        stack,
+        "SELECT 1 FROM test_banks WHERE problem_id = ANY($1::int[])",
+        [p["id"] for p in problems.values()],
+    )
+    before = len(_bank_runs(stack))
+    tag = uuid.uuid4().hex[:8]
+
+    def items(n: int) -> list[dict[str, Any]]:
+        out = []
+        for task in tasks:
+            prompt = problems[task]["prompt"]
+            for kind, code in (
+                ("right", prompt + problems[task]["canonical_solution"]),
+                ("wrong", prompt + "    return None\n"),
+            ):
+                out.append(
+                    {
+                        "problem": {"benchmark": "humaneval", "task_id": task},
+                        "response": f"```python\n{code}# {tag}-{n}-{task}-{kind}\n```",
+                        "group": task,
+                    }
+                )
+        return out
+
+    replies: dict[int, httpx.Response] = {}
+
+    def send(n: int) -> None:
+        replies[n] = gateway.post("/v1/rewards", {"items": items(n)})
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runs = _bank_runs(stack)
+    assert len(runs) == before + 1, runs
+    assert runs[-1]["state"] == "finished" and sorted(runs[-1]["tasks"]) == tasks
+    banks = {
+        b["task_id"]: b
+        for b in query(
+            stack,
+            "SELECT b.id, p.task_id, count(t.unit_test_id) AS tests FROM test_banks b"
+            " JOIN problems p ON p.id = b.problem_id JOIN test_bank_tests t ON t.bank_id = b.id"
+            " WHERE b.source = $1 GROUP BY b.id, p.task_id",
+            f"run:{runs[-1]['id']}",
+        )
+    }
+    assert set(banks) == set(tasks)
+    for n, reply in replies.items():
+        assert reply.status_code == 200, reply.text
+        results = reply.json()["results"]
+        for item, result in zip(items(n), results, strict=True):
+            task = item["problem"]["task_id"]
+            bank = banks[task]
+            kind = "right" if "-right" in item["response"] else "wrong"
+            assert result["extraction"] == "ok"
+            assert result["tests_run"] == bank["tests"]
+            passed = _stored_passes(stack, bank["id"], f"{tag}-{n}-{task}-{kind}")
+            assert result["tests_passed"] == passed
+            assert result["rewards"]["pass_fraction"] == pytest.approx(passed / bank["tests"])
+        right = [r["tests_passed"] for r in results[::2]]
+        wrong = [r["tests_passed"] for r in results[1::2]]
+        assert sum(right) > sum(wrong), results
+    executions = query(stack, "SELECT count(*) AS n FROM executions")[0]["n"]
+    again = gateway.post("/v1/rewards", {"items": items(0)})
+    assert again.status_code == 200, again.text
+    assert again.json() == replies[0].json()
+    assert query(stack, "SELECT count(*) AS n FROM executions")[0]["n"] == executions
+    fresh = gateway.post("/v1/rewards", {"items": items(2)})  # new code, the same banks
+    assert fresh.status_code == 200, fresh.text
+    assert len(_bank_runs(stack)) == before + 1
+
+
+def test_an_inline_problem_gets_a_bank_once_its_test_model_answers(
+    stack: Stack, gateway: Gateway, tmp_path: Path
+) -> None:
+    """A problem given by its text is stored once under its content hash, and its bank
+    comes from a run of the test model. The replayed test model has no samples for a
+    problem it never saw: its bank run fails, and asking again within the stall time
+    gets that failure without a second run. Once samples for it are imported (CodeT's
+    own file format, joined by prompt), the next request past the stall time makes a
+    new bank run and gets the rewards its tests give."""
+    name = f"triple_{uuid.uuid4().hex[:8]}"
+    problem = {
+        "prompt": f'def {name}(x):\n    """Three times x."""\n',
+        "entry_point": name,
+        "test_prompt": f'def {name}(x):\n    """Three times x."""\n    pass\n\n'
+        f"# check the correctness of {name}\nassert ",
+    }
+    right = f"```python\ndef {name}(x):\n    return 3 * x\n```"
+    wrong = f"```python\ndef {name}(x):\n    return x + 3\n```"
+    body = {
+        "items": [
+            {"problem": problem, "response": response, "group": "g"} for response in (right, wrong)
+        ]
+    }
+    before = len(_bank_runs(stack))
+    for _ in range(2):
+        reply = gateway.post("/v1/rewards", body)
+        assert reply.status_code == 422, reply.text
+        assert "test-bank run" in reply.text and "failed" in reply.text
+    stored = query(
+        stack,
+        "SELECT p.task_id, p.ground_truth FROM problems p JOIN benchmarks b"
+        " ON b.id = p.benchmark_id WHERE b.name = 'inline' AND p.entry_point = $1",
+        name,
+    )
+    assert len(stored) == 1 and stored[0]["ground_truth"] == "none"
+    assert stored[0]["task_id"].startswith("sha256:")
+    runs = _bank_runs(stack)
+    assert len(runs) == before + 1 and runs[-1]["tasks"] == [stored[0]["task_id"]]
+
+    samples = {
+        "solution": (problem["prompt"], ["    return 3 * x\n"]),
+        "test": (
+            problem["test_prompt"],
+            [f" {name}(1) == 3\nassert {name}(2) == 6\n", f" {name}(0) == 0\n"],
+        ),
+    }
+    for role, (prompt, texts) in samples.items():
+        path = tmp_path / f"{role}.jsonl.gz"
+        with gzip.open(path, "wt") as out:
+            out.write(json.dumps({"prompt": prompt, "samples": texts}) + "\n")
+        args = ("--benchmark", "inline", "--model", "codegen16b", "--role", role)
+        imported = cli(stack, "import-completions", str(path), *args)
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+
+    answers: list[httpx.Response] = []
+
+    def answered() -> bool:
+        answers.append(gateway.post("/v1/rewards", body))
+        return answers[-1].status_code == 200
+
+    wait_for(answered, 180, "a bank for the inline problem", every=2)
+    results = answers[-1].json()["results"]
+    assert [r["tests_passed"] for r in results] == [3, 0]
+    assert [r["rewards"]["pass_fraction"] for r in results] == [1.0, 0.0]
+    runs = _bank_runs(stack)
+    assert len(runs) == before + 2 and runs[-1]["state"] == "finished"
+    bad = gateway.post(
+        "/v1/rewards",
+        {"items": [{"problem": {**problem, "entry_point": "not a name"}, "response": "x"}]},
+    )
+    assert bad.status_code == 422

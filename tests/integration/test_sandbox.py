@@ -2,17 +2,27 @@
 by sandbox/build.sh, and bubblewrap with that image's file system exported by
 deploy/local/lib.sh (``ensure_sandbox_rootfs``). Every hostile-code case runs under
 both (the ``sandbox`` fixture and :func:`make` are parametrized over the backend), and a
-batch of real pairs must get the same verdicts from both."""
+batch of real pairs must get the same verdicts from both.
+
+bubblewrap runs in both of its modes: ``bwrap`` (the executor as root, a cgroup a run)
+and ``bwrap-rootless`` (the executor as uid 65534, as in a pod without privileges:
+rlimits under the outer cgroup, sandbox/client/rlimits.py). The rootless executor is a
+child process started through ``setpriv`` (:class:`RootlessBwrap`), so nothing of the
+root test process helps it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pickle
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,16 +35,19 @@ from bench.pair_set import PROBLEMS, build_pairs
 from sandbox.client import (
     AssertCheck,
     AssertJob,
+    BatchResult,
     BwrapSandbox,
     DockerSandbox,
     Job,
     JobResult,
+    Progress,
     Sandbox,
     SandboxError,
     UnittestJob,
     pair_job,
 )
 from sandbox.client import container as sandbox_module
+from sandbox.client.bwrap import SCRATCH
 from sandbox.client.cgroups import CGROUP_ROOT, PARENT, cgroup_version
 from sandbox.client.container import LABEL
 from services.executor.expected_outputs import CanonicalRun, compute_expected, parse_results
@@ -239,9 +252,141 @@ def rootfs(image: str) -> str:
     return SETTINGS.rootfs_dir
 
 
-BACKENDS = ("docker", "bwrap")
+BACKENDS = ("docker", "bwrap", "bwrap-rootless")
 Make = Callable[..., Sandbox]
 """``make(settings=SETTINGS, parallel=None)``: a sandbox of the test's backend."""
+
+ROOTLESS_UID = 65534
+ROOTLESS_SCRATCH = f"{SCRATCH}/test-{RUN}"
+"""The rootless sandboxes' scratch mount points: named by this session, so that its
+processes (their bwrap's command line) can be told from any other sandbox's."""
+
+# the rootless executor: runs one batch with BwrapSandbox as the unprivileged user it
+# was started as, and answers with the pickled result (or the SandboxError's message);
+# log lines go to stderr. SIGINT cancels the batch as it would cancel the executor's.
+ROOTLESS_HELPER = """
+import asyncio, os, pickle, sys
+answer = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)
+from sandbox.client import BwrapSandbox, SandboxError
+from sandbox.client.bwrap import Mounts
+settings, jobs, parallel, site_packages, timeout, scratch = pickle.load(sys.stdin.buffer)
+sandbox = BwrapSandbox(settings, parallel, Mounts(f"{scratch}/tmp", f"{scratch}/shm"))
+assert sandbox.mode == "rlimit" and os.geteuid() != 0, (sandbox.mode, os.geteuid())
+sandbox.timeout_s = lambda _jobs: timeout
+async def main():
+    try:
+        return ("ok", await sandbox.run_batch(jobs, None, site_packages))
+    except SandboxError as exc:
+        return ("error", str(exc))
+pickle.dump(asyncio.run(main()), answer)
+answer.close()
+"""
+
+
+def rootless_python() -> list[str] | None:
+    """An interpreter uid 65534 can run with this checkout's packages: the venv's own,
+    or the system's of the same version with the venv's site-packages on the path
+    (a venv under /root is out of its reach)."""
+    venv_site = next((ROOT / ".venv" / "lib").glob("python3.*/site-packages"), None)
+    paths = f"{ROOT}:{venv_site}" if venv_site else str(ROOT)
+    candidates = [str(ROOT / ".venv" / "bin" / "python"), f"/usr/bin/python{_minor()}"]
+    for python in candidates:
+        argv = ["env", f"PYTHONPATH={paths}", python, "-c", "import sandbox.client"]
+        probe = subprocess.run(
+            [*as_rootless(), *argv], capture_output=True, timeout=60, cwd="/", check=False
+        )
+        if probe.returncode == 0:
+            return ["env", f"PYTHONPATH={paths}", python]
+    return None
+
+
+def _minor() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def as_rootless() -> list[str]:
+    """setpriv: uid and gid 65534, no groups, no capabilities at all."""
+    return [
+        "setpriv",
+        f"--reuid={ROOTLESS_UID}",
+        f"--regid={ROOTLESS_UID}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ]
+
+
+class RootlessBwrap:
+    """:class:`Sandbox` through an executor that is not root: every batch runs in a
+    child process started as uid 65534 (``ROOTLESS_HELPER``), in ``rlimit`` mode. The
+    batch's time-out is computed here (tests patch it), cancellation is SIGINT to the
+    child (its BwrapSandbox cancels the run as the executor's would)."""
+
+    def __init__(self, python: list[str], settings: SandboxSettings, parallel: int | None):
+        self._python = python
+        self._settings = settings.model_copy(update={"backend": "bwrap"})
+        self.parallel = parallel or sandbox_module.default_parallel(settings.cpus)
+
+    async def run_batch(
+        self,
+        jobs: Sequence[Job],
+        progress: Progress | None = None,
+        site_packages: bool = True,
+    ) -> BatchResult:
+        timeout = sandbox_module.batch_timeout_s(self._settings, jobs)
+        payload = pickle.dumps(
+            (self._settings, list(jobs), self.parallel, site_packages, timeout, ROOTLESS_SCRATCH)
+        )
+        proc = await asyncio.create_subprocess_exec(
+            *as_rootless(),
+            *self._python,
+            "-c",
+            ROOTLESS_HELPER,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp"},
+        )
+        try:
+            out, err = await proc.communicate(payload)
+        except asyncio.CancelledError:
+            proc.send_signal(signal.SIGINT)
+            await asyncio.shield(proc.wait())
+            raise
+        if proc.returncode != 0:
+            raise AssertionError(f"rootless executor failed: {err.decode(errors='replace')}")
+        answer = pickle.loads(out)
+        if answer[0] == "error":
+            raise SandboxError(answer[1])
+        result: BatchResult = answer[1]
+        return result
+
+    async def remove_stale_containers(self) -> int:
+        """Nothing is left behind in rlimit mode."""
+        return 0
+
+
+@pytest.fixture(scope="module")
+def rootless(rootfs: str) -> Iterator[list[str]]:
+    """The rootless executor's interpreter, and this session's scratch mount points
+    (made here: an unprivileged executor cannot make them under /run; in a pod they
+    are an emptyDir)."""
+    if shutil.which("setpriv") is None or shutil.which("unshare") is None:
+        pytest.skip("the rootless bwrap mode needs util-linux's setpriv and unshare")
+    python = rootless_python()
+    if python is None:
+        pytest.skip("no interpreter uid 65534 can run with this checkout's packages")
+    for name in ("tmp", "shm"):
+        os.makedirs(f"{ROOTLESS_SCRATCH}/{name}", mode=0o755, exist_ok=True)
+    yield python
+    for name in ("tmp", "shm"):
+        with contextlib.suppress(OSError):
+            os.rmdir(f"{ROOTLESS_SCRATCH}/{name}")
+    with contextlib.suppress(OSError):
+        os.rmdir(ROOTLESS_SCRATCH)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -249,14 +394,18 @@ def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     if name == "bwrap":
         request.getfixturevalue("rootfs")
+    if name == "bwrap-rootless":
+        request.getfixturevalue("rootless")
     return name
 
 
 @pytest.fixture
-def make(backend: str, docker: aiodocker.Docker) -> Make:
+def make(backend: str, docker: aiodocker.Docker, request: pytest.FixtureRequest) -> Make:
     def build(settings: SandboxSettings = SETTINGS, parallel: int | None = None) -> Sandbox:
         if backend == "bwrap":
             return BwrapSandbox(settings.model_copy(update={"backend": "bwrap"}), parallel)
+        if backend == "bwrap-rootless":
+            return RootlessBwrap(request.getfixturevalue("rootless"), settings, parallel)
         return DockerSandbox(docker, settings, parallel, labels=OURS)
 
     return build
@@ -273,9 +422,26 @@ def leftovers(backend: str, docker: aiodocker.Docker) -> Callable[[], Any]:
     processes may run sandboxes too)."""
 
     async def ours() -> list[str]:
+        if backend == "bwrap-rootless":
+            return our_rootless_processes()
         return await our_containers(docker) if backend == "docker" else our_cgroups()
 
     return ours
+
+
+def our_rootless_processes() -> list[str]:
+    """This session's rootless sandboxes still running: their bwrap processes (named by
+    the session's scratch dirs). The sandbox's own processes live in its pid namespace,
+    which ends with its PID 1, which bwrap's end kills (``--die-with-parent``)."""
+    found: list[str] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            if ROOTLESS_SCRATCH.encode() in cmdline and int(entry) != os.getpid():
+                found.append(entry)
+    return found
 
 
 async def our_containers(docker: aiodocker.Docker) -> list[str]:
@@ -405,11 +571,17 @@ async def test_timeout_counts_module_time(sandbox: Sandbox) -> None:
 
 @MODES
 async def test_pairs_next_to_a_fork_bomb_get_their_own_verdicts(
-    make: Make, leftovers: Callable[[], Any], mode: Mode
+    make: Make, leftovers: Callable[[], Any], mode: Mode, backend: str
 ) -> None:
     """A fork bomb holds the container's pids limit until its pair ends at 1 s; a
     sibling that starts a process meanwhile fails for the bomb's sake. It runs again
     alone and gets its own verdict (pass); the bomb times out."""
+    if backend == "bwrap-rootless":
+        pytest.skip(
+            "without a pids cgroup there is no pids.events to tell that a sibling's fork "
+            "bomb refused a pair's fork (RLIMIT_NPROC is not counted): such a pair is "
+            "not run again (docs/KUBERNETES.md)"
+        )
     forker = "import subprocess, time\ntime.sleep(0.3)\nsubprocess.run(['true'], check=True)\n"
     jobs = [pair("bomb", HOSTILE["fork_bomb"], mode=mode), pair("forker", forker + GOOD, mode=mode)]
     busy = make(parallel=2)
@@ -755,12 +927,12 @@ async def test_bwrap_removes_stale_cgroups(rootfs: str) -> None:
 SAME_TASKS = ("HumanEval/0", "HumanEval/12", "HumanEval/23")
 
 
-async def test_both_backends_give_the_same_verdicts(rootfs: str, docker: aiodocker.Docker) -> None:
-    """Real pairs (CodeGen-16B solutions x unittest-wrapped tests, CodeRM's executor's
-    globals) get the same verdict, tests run and tests passed from both backends. The
-    limit is generous so that only code that never ends times out, whatever the load."""
+def same_task_jobs() -> list[UnittestJob]:
+    """Real pairs of :data:`SAME_TASKS` (CodeGen-16B solutions x unittest-wrapped
+    tests, CodeRM's executor's globals), with limits generous enough that only code
+    that never ends times out, whatever the load."""
     assert PROBLEMS.exists(), f"reference data not found at {PROBLEMS}"
-    jobs = [
+    return [
         pair_job(
             f"{p.task_id}/{p.sol_id}/{p.ut_id}",
             p.solution,
@@ -772,14 +944,26 @@ async def test_both_backends_give_the_same_verdicts(rootfs: str, docker: aiodock
         for p in build_pairs()
         if p.task_id in SAME_TASKS
     ]
+
+
+async def test_both_backends_give_the_same_verdicts(
+    rootfs: str, docker: aiodocker.Docker, rootless: list[str]
+) -> None:
+    """Real pairs (CodeGen-16B solutions x unittest-wrapped tests, CodeRM's executor's
+    globals) get the same verdict, tests run and tests passed from both backends, bwrap
+    in both of its modes. The limit is generous so that only code that never ends
+    times out, whatever the load."""
+    jobs = same_task_jobs()
     docker_results = (await DockerSandbox(docker, SETTINGS, labels=OURS).run_batch(jobs)).results
     bwrap_settings = SETTINGS.model_copy(update={"backend": "bwrap"})
     bwrap_results = (await BwrapSandbox(bwrap_settings).run_batch(jobs)).results
+    rootless_results = (await RootlessBwrap(rootless, SETTINGS, None).run_batch(jobs)).results
 
     def verdicts(results: dict[str, JobResult]) -> dict[str, tuple[Any, ...]]:
         return {k: (r.outcome, r.tests_run, r.tests_passed) for k, r in results.items()}
 
     assert len(jobs) > 100
     assert verdicts(bwrap_results) == verdicts(docker_results)
+    assert verdicts(rootless_results) == verdicts(docker_results)
     outcomes = {r.outcome for r in docker_results.values()}
     assert {Outcome.PASS, Outcome.FAIL} <= outcomes, outcomes

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.app import openrlhf_items, request_key
-from services.gateway.schemas import OpenRLHFRequest, ProblemRef
+from services.gateway.schemas import (
+    INLINE_BENCHMARK,
+    InlineProblem,
+    OpenRLHFRequest,
+    ProblemRef,
+    problem_from_label,
+)
 from shared.core.extraction import extract_response
 from shared.core.rewards import Reward, Verdicts, group_rewards
 from shared.core.tokens import new_token, token_hash
@@ -71,10 +77,10 @@ def test_openrlhf_queries_become_items_grouped_by_prompt() -> None:
         ],
     )
     items = openrlhf_items(body)
-    assert [i.response for i in items] == ["answer a", "answer b", "other"]
-    assert [i.group for i in items] == ["P1", "P1", "P2"]
-    assert items[0].problem == ProblemRef(benchmark="humaneval", task_id="HumanEval/0")
-    assert items[2].problem == ProblemRef(benchmark="b", task_id="t")
+    assert [response for _, response, _ in items] == ["answer a", "answer b", "other"]
+    assert [group for _, _, group in items] == ["P1", "P1", "P2"]
+    assert items[0][0] == ProblemRef(benchmark="humaneval", task_id="HumanEval/0")
+    assert items[2][0] == ProblemRef(benchmark="b", task_id="t")
     with pytest.raises(ValueError, match="labels must name"):
         openrlhf_items(OpenRLHFRequest(query=["q"], prompts=["p"]))
     with pytest.raises(ValueError, match="BENCHMARK:TASK_ID"):
@@ -90,3 +96,24 @@ def test_request_keys_and_tokens() -> None:
     one, two = new_token(), new_token()
     assert one != two and one.startswith("crm_")
     assert token_hash(one) == token_hash(one) != token_hash(two) and len(token_hash(one)) == 64
+
+
+def test_inline_problems_are_named_by_their_content() -> None:
+    """The same text is the same problem; any change of prompt, entry point or test
+    prompt is another; a label may give a problem inline; bad names are refused."""
+    one = InlineProblem(prompt="def f(x):\n", entry_point="f")
+    assert one.ref() == InlineProblem(prompt="def f(x):\n", entry_point="f").ref()
+    assert one.ref().benchmark == INLINE_BENCHMARK
+    assert one.ref().task_id.startswith("sha256:") and len(one.ref().task_id) == 71
+    others = [
+        InlineProblem(prompt="def f(y):\n", entry_point="f"),
+        InlineProblem(prompt="def f(x):\n", entry_point="g"),
+        InlineProblem(prompt="def f(x):\n", entry_point="f", test_prompt="assert "),
+    ]
+    assert len({one.ref(), *(o.ref() for o in others)}) == 4
+    assert problem_from_label('{"prompt": "def f(x):\\n", "entry_point": "f"}') == one
+    assert problem_from_label("humaneval:HumanEval/0") == ProblemRef(
+        benchmark="humaneval", task_id="HumanEval/0"
+    )
+    with pytest.raises(ValueError):
+        InlineProblem(prompt="def f(x):\n", entry_point="not a name")
