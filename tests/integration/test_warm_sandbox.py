@@ -11,8 +11,7 @@ import aiodocker
 import pytest
 import pytest_asyncio
 
-from bench.pair_set import PROBLEMS, build_pairs
-from sandbox.client import DockerSandbox, UnittestJob, WarmSandbox, pair_job
+from sandbox.client import DockerSandbox, UnittestJob, WarmSandbox
 from sandbox.client.container import LABEL
 from shared.enums import Outcome
 from tests.integration.test_sandbox import (
@@ -20,12 +19,12 @@ from tests.integration.test_sandbox import (
     GOOD,
     HOSTILE,
     NOT_PASS,
-    SAME_TASKS,
     SETTINGS,
     TEST,
     WRONG,
     our_containers,
     pair,
+    same_task_jobs,
     summary,
 )
 from tests.integration.test_sandbox import OURS as OURS
@@ -93,19 +92,7 @@ async def test_warm_and_cold_give_the_same_verdicts(
     docker: aiodocker.Docker,
 ) -> None:
     """Real pairs of the pair set get identical verdicts warm and cold."""
-    assert PROBLEMS.exists(), f"reference data not found at {PROBLEMS}"
-    jobs = [
-        pair_job(
-            f"{p.task_id}/{p.sol_id}/{p.ut_id}",
-            p.solution,
-            p.test,
-            5.0,
-            10.0,
-            reference_globals=True,
-        )
-        for p in build_pairs()
-        if p.task_id in SAME_TASKS
-    ]
+    jobs = same_task_jobs()
     warm = await pool.run_batch(jobs)
     cold = await DockerSandbox(docker, SETTINGS, labels=OURS).run_batch(jobs)
     assert pool.warm_runs == 1
