@@ -126,6 +126,7 @@ class DockerSandbox:
         self.parallel = parallel or default_parallel(settings.cpus)
         self._labels = dict(labels or {})
         self._live: set[str] = set()
+        self._deleting: set[asyncio.Task[None]] = set()
 
     def container_config(self, deadline: float | None = None) -> dict[str, Any]:
         """The container's create config; ``deadline`` (epoch seconds) is recorded in a
@@ -228,23 +229,41 @@ class DockerSandbox:
         progress: Progress | None,
         site_packages: bool,
         clock: RunClock,
+        defer_delete: bool = False,
     ) -> BatchResult:
         """Send ``jobs`` to a started container, read its results, and delete it (also on
-        errors and cancellation): a container runs one batch, never two."""
+        errors and cancellation): a container runs one batch, never two.
+
+        ``defer_delete``: once the runner has ended well, delete the container in the
+        background (:meth:`drain` waits for it) instead of before returning, for callers
+        whose latency counts; a run that broke is deleted before this returns.
+        """
         payload = encode_batch(jobs, self.parallel, site_packages)
+        ended = False
         try:
             try:
                 results, stdout = await self._run(started, payload, progress, jobs, clock)
+                ended = True
             finally:
                 deleting = time.monotonic()
                 await started.stream.close()
-                await asyncio.shield(self._delete(started.container))
+                if ended and defer_delete:
+                    task = asyncio.create_task(self._delete(started.container))
+                    self._deleting.add(task)
+                    task.add_done_callback(self._deleting.discard)
+                else:
+                    await asyncio.shield(self._delete(started.container))
                 clock.delete = time.monotonic() - deleting
         except SandboxError as exc:
             exc.timings = clock.timings()
             raise
         clock.cpu = runner_cpu_seconds(stdout)
         return BatchResult(results, clock.timings())
+
+    async def drain(self) -> None:
+        """Wait for the deletes :meth:`run_started` left in the background."""
+        while self._deleting:
+            await asyncio.gather(*self._deleting, return_exceptions=True)
 
     async def discard(self, started: StartedContainer) -> None:
         """Delete a started container that will run nothing."""

@@ -3,7 +3,9 @@ so that a latency-bound caller (a reward request) does not pay a container's cre
 start and interpreter warm-up.
 
 Every warm container runs one batch and is deleted, as a cold one is: a container
-that ran candidate code (hostile or not) is never given a second batch. A container
+that ran candidate code (hostile or not) is never given a second batch. Its delete
+happens after the results are returned (in the background), so a request does not
+wait for the engine to remove it either. A container
 idle for ``max_idle_s`` is replaced, so none outlives the deadline in its label.
 When the pool is empty (a burst took them all, or the engine failed to start one),
 a batch runs in a cold container: a warm pool changes latency, never a verdict.
@@ -83,6 +85,7 @@ class WarmSandbox:
         ready, self._ready = self._ready, []
         for started in ready:
             await self.cold.discard(started)
+        await self.cold.drain()
 
     async def run_batch(
         self,
@@ -100,7 +103,9 @@ class WarmSandbox:
             self.cold_runs += 1
             return await self.cold.run_batch(jobs, progress, site_packages)
         self.warm_runs += 1
-        return await self.cold.run_started(started, jobs, progress, site_packages, RunClock())
+        return await self.cold.run_started(
+            started, jobs, progress, site_packages, RunClock(), defer_delete=True
+        )
 
     async def remove_stale_containers(self) -> int:
         """What the cold sandbox removes (this pool's containers are in its live set)."""

@@ -76,6 +76,7 @@ async def test_hostile_batch_in_a_warm_container(
         assert results[name].outcome in NOT_PASS, summary(results)
         assert results[f"{name}/after_pass"].outcome is Outcome.PASS, summary(results)
     assert await pool.wait_filled(120)
+    await pool.cold.drain()  # the used container is deleted after the results came back
     after = await waiting_ids(docker)
     assert len(after) == 2
     used = before - after
