@@ -8,7 +8,7 @@ BIN   := $(VENV)/bin
 UP    := deploy/local/up.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down stop-all status prometheus demo test test-long lint format typecheck bench clean reproduce-codet
+.PHONY: help venv up down stop-all status prometheus demo test test-long test-faults lint format typecheck bench clean reproduce-codet images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ demo: ## bring the stack up and run the end-to-end demo
 	bash $(UP)
 	$(BIN)/coderm demo
 
+images: ## container images built offline (service, postgres, rabbitmq, sandbox) + .env for compose (docs/DEPLOY.md)
+	bash deploy/images/build.sh
+
 test: ## infra up, then lint, format check, import contracts, type check and the test suite
 	bash $(UP) --infra-only
 	$(BIN)/ruff check .
@@ -42,12 +45,16 @@ test: ## infra up, then lint, format check, import contracts, type check and the
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	@# pytest exits 5 when it collected no test: report it, don't fail the build on it.
-	@rc=0; $(BIN)/pytest -m "not long" || rc=$$?; \
+	@rc=0; $(BIN)/pytest -m "not long and not faults" || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 test-long: ## infra up, then the long integration tests (marked long: watch, suites, dashboard, probe)
 	bash $(UP) --infra-only
 	$(BIN)/pytest -m long
+
+test-faults: ## infra up, then the fault tests (marked faults) on private servers they start and stop
+	bash $(UP) --infra-only
+	$(BIN)/pytest -m faults
 
 lint: venv ## ruff check + format check + import-linter contracts
 	$(BIN)/ruff check .
