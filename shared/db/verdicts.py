@@ -11,21 +11,25 @@ idempotent; new rows go through ``COPY`` into a staging table.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, BindParameter, any_, bindparam, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from shared.core.verdict_packing import (
     OUTCOMES_BY_CODE,
+    PASS_CODE,
     Cell,
     PackedRow,
     merge,
-    outcome_codes,
+    outcome_bytes,
     pack,
     segment_of,
     unpack,
@@ -76,42 +80,84 @@ async def test_ordinals(session: AsyncSession, test_ids: Iterable[int]) -> dict[
     return {tid: ordinal for tid, ordinal in rows}
 
 
-async def load_outcomes(
+ID_ARRAY: TypeEngine[Any] = ARRAY(BigInteger)
+
+
+def _ids(values: Iterable[int]) -> BindParameter[Any]:
+    """An id list as one array parameter (``= ANY(...)``), not one parameter an id."""
+    return bindparam(None, sorted(set(values)), type_=ID_ARRAY)
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """The stored rows read for a question: each solution's segment codes, and where
+    the asked-for tests sit ((problem, segment) -> position -> test id)."""
+
+    rows: list[tuple[int, int, int, bytes]]
+    places: dict[tuple[int, int], dict[int, int]]
+
+
+async def _read(
     session: AsyncSession, profile: str, solution_ids: Collection[int], test_ids: Collection[int]
-) -> dict[Pair, Outcome]:
-    """The stored outcome of every (solution, test) pair of the same problem among
-    ``solution_ids`` x ``test_ids`` under ``profile`` that has one."""
+) -> _Segments:
+    empty = _Segments([], {})
     if not solution_ids or not test_ids:
-        return {}
+        return empty
     pid = await profile_id(session, profile)
     if pid is None:
-        return {}
+        return empty
     tests = await session.execute(
         select(UnitTest.id, UnitTest.problem_id, UnitTest.ordinal).where(
-            UnitTest.id.in_(set(test_ids))
+            UnitTest.id == any_(_ids(test_ids))
         )
     )
-    by_place: dict[tuple[int, int, int], int] = {}
-    segments: set[int] = set()
+    places: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
     for tid, problem, ordinal in tests:
         segment, position = segment_of(ordinal)
-        by_place[problem, segment, position] = tid
-        segments.add(segment)
+        places[problem, segment][position] = tid
     rows = await session.execute(
         select(Verdict.solution_id, Solution.problem_id, Verdict.segment, Verdict.outcomes)
         .join(Solution, Solution.id == Verdict.solution_id)
         .where(
             Verdict.profile_id == pid,
-            Verdict.solution_id.in_(set(solution_ids)),
-            Verdict.segment.in_(segments),
+            Verdict.solution_id == any_(_ids(solution_ids)),
+            Verdict.segment.in_({segment for _, segment in places}),
         )
     )
-    found: dict[Pair, Outcome] = {}
-    for sid, problem, segment, outcomes in rows:
-        for position, code in outcome_codes(outcomes):
-            test_id = by_place.get((problem, segment, position))
+    return _Segments(
+        [(sid, problem, segment, outcome_bytes(o)) for sid, problem, segment, o in rows], places
+    )
+
+
+def _matching(read: _Segments, pattern: re.Pattern[bytes]) -> set[Pair]:
+    """The asked-for pairs whose outcome code matches ``pattern`` (one byte)."""
+    found: set[Pair] = set()
+    for sid, problem, segment, codes in read.rows:
+        here = read.places.get((problem, segment))
+        if not here:
+            continue
+        for match in pattern.finditer(codes):
+            test_id = here.get(match.start())
             if test_id is not None:
-                found[sid, test_id] = OUTCOMES_BY_CODE[code]
+                found.add((sid, test_id))
+    return found
+
+
+_ANY = re.compile(b"[^\x00]")
+_PASS = re.compile(re.escape(bytes([PASS_CODE])))
+
+
+async def load_outcomes(
+    session: AsyncSession, profile: str, solution_ids: Collection[int], test_ids: Collection[int]
+) -> dict[Pair, Outcome]:
+    """The stored outcome of every (solution, test) pair of the same problem among
+    ``solution_ids`` x ``test_ids`` under ``profile`` that has one."""
+    read = await _read(session, profile, solution_ids, test_ids)
+    found: dict[Pair, Outcome] = {}
+    for sid, problem, segment, codes in read.rows:
+        for position, test_id in read.places.get((problem, segment), {}).items():
+            if position < len(codes) and codes[position]:
+                found[sid, test_id] = OUTCOMES_BY_CODE[codes[position]]
     return found
 
 
@@ -119,15 +165,14 @@ async def stored_pairs(
     session: AsyncSession, profile: str, solution_ids: Collection[int], test_ids: Collection[int]
 ) -> set[Pair]:
     """The pairs among ``solution_ids`` x ``test_ids`` with a stored verdict."""
-    return set(await load_outcomes(session, profile, solution_ids, test_ids))
+    return _matching(await _read(session, profile, solution_ids, test_ids), _ANY)
 
 
 async def passed_pairs(
     session: AsyncSession, profile: str, solution_ids: Collection[int], test_ids: Collection[int]
 ) -> set[Pair]:
     """The pairs among ``solution_ids`` x ``test_ids`` whose stored verdict is a pass."""
-    outcomes = await load_outcomes(session, profile, solution_ids, test_ids)
-    return {pair for pair, outcome in outcomes.items() if outcome is Outcome.PASS}
+    return _matching(await _read(session, profile, solution_ids, test_ids), _PASS)
 
 
 def _digest(detail: str) -> uuid.UUID:

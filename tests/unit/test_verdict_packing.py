@@ -14,6 +14,7 @@ from shared.core.verdict_packing import (
     Cell,
     PackedRow,
     merge,
+    outcome_bytes,
     outcome_codes,
     pack,
     segment_of,
@@ -62,6 +63,8 @@ def test_every_outcome_round_trips() -> None:
     cells = {i: Cell(outcome) for i, outcome in enumerate(OUTCOME_CODES)}
     assert unpack(pack(cells)) == cells
     assert [code for _, code in outcome_codes(pack(cells).outcomes)] == [1, 2, 3, 4, 5, 6]
+    details = pack({i: Cell(o, detail_id=i) for i, o in enumerate(OUTCOME_CODES)})
+    assert outcome_bytes(details.outcomes) == bytes([1, 2, 3, 4, 5, 6])
 
 
 def test_random_segments_round_trip() -> None:
