@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,15 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cli import allocation_report as allocation_cmd
-from services.cli import benchmark_import, benchmarks, importers, render, store, submission
+from services.cli import (
+    benchmark_import,
+    benchmarks,
+    importers,
+    render,
+    retention,
+    store,
+    submission,
+)
 from services.cli import compare as compare_cmd
 from services.cli import dashboard as dashboard_cmd
 from services.cli import exec_pairs as exec_pairs_cmd
@@ -546,6 +555,68 @@ def runs(limit: Annotated[int, typer.Option(help="how many, newest first", min=1
             f"{run_row.created_at:%Y-%m-%d %H:%M}",
             "" if item.codet_pass_at_1 is None else f"{item.codet_pass_at_1:.2f}",
         )
+    console.print(table)
+
+
+@app.command()
+def archive(
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    undo: Annotated[bool, typer.Option(help="keep the run again")] = False,
+) -> None:
+    """Archive a run: its results stay, its verdicts are no longer kept (coderm gc)."""
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
+        async with sessions.begin() as session:
+            found = await store.find_run(session, run_id)
+            await retention.archive_run(session, found.id, undo=undo)
+            return found.id
+
+    found_id = with_sessions(work)
+    console.print(f"run {found_id} {'kept' if undo else 'archived'}")
+
+
+@app.command()
+def delete(
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    yes: Annotated[bool, typer.Option("--yes", help="do delete (else say what would go)")] = False,
+) -> None:
+    """Delete a run and what is its own; shared code and verdicts go with coderm gc."""
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
+        async with sessions.begin() as session:
+            found = await store.find_run(session, run_id)
+            if yes:
+                await retention.delete_run(session, found.id)
+            return found.id
+
+    found_id = with_sessions(work)
+    console.print(f"run {found_id} {'deleted' if yes else 'would be deleted (add --yes)'}")
+
+
+@app.command()
+def gc(
+    min_age: Annotated[
+        float, typer.Option(help="hours: younger solutions and tests stay", min=0)
+    ] = 1.0,
+    dry_run: Annotated[bool, typer.Option(help="say what would go, delete nothing")] = False,
+) -> None:
+    """Remove verdicts, completions, solutions and tests no kept run needs; print what
+    it freed (rows and bytes)."""
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> list[retention.Freed]:
+        async with sessions() as session, session.begin():
+            freed = await retention.collect(session, timedelta(hours=min_age))
+            if dry_run:
+                await session.rollback()
+            return freed
+
+    freed = with_sessions(work)
+    table = Table(title="gc: would free" if dry_run else "gc: freed")
+    for column in ("what", "rows", "bytes"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    for item in freed:
+        table.add_row(item.what, f"{item.rows:,}", f"{item.bytes:,}")
+    table.add_row("total", f"{sum(f.rows for f in freed):,}", f"{sum(f.bytes for f in freed):,}")
     console.print(table)
 
 

@@ -15,6 +15,7 @@ from services.executor.code_cache import UnitTestCache
 from services.executor.jobs import plan_jobs, result_rows
 from shared.broker import Broker
 from shared.core.profiles import ExecLimits
+from shared.db.verdicts import save_verdicts
 from shared.messages import ExecuteBatch, ScoreProblem
 from shared.observability import metrics
 
@@ -61,17 +62,15 @@ class ExecuteHandler:
             async with self.slots:
                 waited = time.perf_counter() - queued
                 batch = await self._run(plan.jobs, limits.packages)
-        executions, labels = result_rows(
-            batch.results, inputs.run.exec_profile, inputs.run.ground_truth_profile
-        )
+        executions, labels = result_rows(batch.results, inputs.run.ground_truth_profile)
         seconds = time.perf_counter() - started - waited
         async with self.sessions.begin() as session:
-            await store.save_executions(session, executions)
+            await save_verdicts(session, inputs.run.exec_profile, executions)
             await store.save_ground_truth(session, labels)
             await store.mark_batch_done(
                 session, message.run_id, message.problem_id, message.batch_no, plan.pairs, seconds
             )
-        metrics.pairs_executed(row["outcome"] for row in executions)
+        metrics.pairs_executed(row.outcome.value for row in executions)
         log.info(
             "batch.executed",
             run_id=str(message.run_id),

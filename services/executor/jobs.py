@@ -15,7 +15,8 @@ from services.executor.ground_truth import ground_truth_program as ground_truth_
 from services.executor.ground_truth import label_key as label_key
 from services.executor.store import CodeItem
 from shared.core.profiles import ExecLimits
-from shared.enums import Outcome, TestStyle
+from shared.db.verdicts import VerdictRow
+from shared.enums import TestStyle
 
 
 @dataclass(frozen=True)
@@ -77,29 +78,24 @@ def plan_jobs(
 
 
 def result_rows(
-    results: dict[str, JobResult], exec_profile: str, ground_truth_profile: str
-) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """Split sandbox results into execution rows and ground-truth rows."""
-    executions: list[dict[str, object]] = []
+    results: dict[str, JobResult], ground_truth_profile: str
+) -> tuple[list[VerdictRow], list[dict[str, object]]]:
+    """Split sandbox results into verdicts (stored under the run's execution profile by
+    :func:`shared.db.verdicts.save_verdicts`) and ground-truth rows."""
+    executions: list[VerdictRow] = []
     labels: dict[str, JobResult] = {}
     for key, result in results.items():
-        common = {
-            "outcome": result.outcome.value,
-            "passed": result.outcome is Outcome.PASS,
-            "duration_ms": result.duration_ms,
-            "detail": result.detail,
-        }
         parts = key.split(":")
         if parts[0] == "e":
             executions.append(
-                {
-                    "solution_id": int(parts[1]),
-                    "unit_test_id": int(parts[2]),
-                    "profile": exec_profile,
-                    "tests_run": result.tests_run,
-                    "tests_passed": result.tests_passed,
-                    **common,
-                }
+                VerdictRow(
+                    solution_id=int(parts[1]),
+                    unit_test_id=int(parts[2]),
+                    outcome=result.outcome,
+                    detail=result.detail,
+                    tests_run=result.tests_run,
+                    tests_passed=result.tests_passed,
+                )
             )
         elif parts[0] in ("g", "gb"):
             labels[key] = result

@@ -12,13 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbox.client import BatchResult, Sandbox, run_with_retries
-from services.executor import store
 from services.executor.jobs import plan_jobs, result_rows
 from services.executor.store import CodeItem
 from shared.broker import Broker
 from shared.core.profiles import ExecLimits
-from shared.db.models import Execution, Solution, UnitTest
+from shared.db.models import Solution, UnitTest
 from shared.db.reward_models import TestBank, TestBankTest
+from shared.db.verdicts import save_verdicts, stored_pairs
 from shared.errors import UnknownReferenceError
 from shared.messages import ExecutePairs, PairsDone
 
@@ -59,13 +59,10 @@ async def load_pairs(session: AsyncSession, message: ExecutePairs) -> PairsInput
     ]
     if len(solutions) != len(set(message.solution_ids)):
         raise UnknownReferenceError(f"solutions of another problem than bank {bank.id}'s")
-    done = await session.execute(
-        select(Execution.solution_id, Execution.unit_test_id).where(
-            Execution.solution_id.in_(message.solution_ids),
-            Execution.profile == bank.exec_profile,
-        )
+    done = await stored_pairs(
+        session, bank.exec_profile, [s.id for s in solutions], [t.id for t in tests]
     )
-    return PairsInputs(bank, solutions, tests, {(s, t) for s, t in done})
+    return PairsInputs(bank, solutions, tests, done)
 
 
 @dataclass
@@ -95,10 +92,10 @@ class PairsHandler:
                 batch = await run_with_retries(
                     self.sandbox, plan.jobs, site_packages=limits.packages
                 )
-            executions, _ = result_rows(batch.results, inputs.bank.exec_profile, "")
+            executions, _ = result_rows(batch.results, "")
             if executions:
                 async with self.sessions.begin() as session:
-                    await store.save_executions(session, executions)
+                    await save_verdicts(session, inputs.bank.exec_profile, executions)
         log.info(
             "pairs.executed",
             bank_id=inputs.bank.id,

@@ -1,5 +1,6 @@
-"""The executor's database access: what a batch needs, what is cached, and the results;
-the canonical runs of evalplus problems and their expected outputs."""
+"""The executor's database access: what a batch needs, what is cached (verdicts through
+:mod:`shared.db.verdicts`), the labels; the canonical runs of evalplus problems and
+their expected outputs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +19,6 @@ from services.executor.ground_truth import GroundTruthSource, ground_truth_progr
 from shared.core.oracle import GroundTruthKind, Oracle
 from shared.db.ground_truth import ground_truth_problem
 from shared.db.models import (
-    Execution,
     ExecutionBatch,
     GroundTruth,
     Problem,
@@ -27,6 +27,7 @@ from shared.db.models import (
     UnitTest,
 )
 from shared.db.queries import run_test_ids
+from shared.db.verdicts import stored_pairs
 from shared.errors import UnknownReferenceError
 from shared.messages import EXPECTED_REQUESTED
 
@@ -73,10 +74,8 @@ async def load_batch(
         )
     ]
     tests = await load_tests(session, run_id, problem_id, cache)
-    done = await session.execute(
-        select(Execution.solution_id, Execution.unit_test_id).where(
-            Execution.solution_id.in_(solution_ids), Execution.profile == run.exec_profile
-        )
+    done = await stored_pairs(
+        session, run.exec_profile, [s.id for s in solutions], [t.id for t in tests]
     )
     labelled = await session.scalars(
         select(GroundTruth.solution_id).where(
@@ -84,7 +83,7 @@ async def load_batch(
             GroundTruth.profile == run.ground_truth_profile,
         )
     )
-    return BatchInputs(run, problem, solutions, tests, {(s, t) for s, t in done}, set(labelled))
+    return BatchInputs(run, problem, solutions, tests, done, set(labelled))
 
 
 async def load_ground_truth(
@@ -115,50 +114,6 @@ async def load_tests(
         tests = tuple(CodeItem(tid, code) for tid, code in rows)
         cache.put(key, tests)
     return list(tests)
-
-
-EXECUTION_COLUMNS = (
-    "solution_id",
-    "unit_test_id",
-    "profile",
-    "outcome",
-    "passed",
-    "tests_run",
-    "tests_passed",
-    "duration_ms",
-    "detail",
-)
-
-
-async def save_executions(session: AsyncSession, rows: list[dict[str, object]]) -> None:
-    """Store execution results with ``COPY`` into a staging table, then one
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: a row already stored (redelivery,
-    a replica that raced us) is left as it is."""
-    if not rows:
-        return
-    # Through SQLAlchemy first: this opens the session's transaction, which the raw
-    # COPY below then joins (on its own it would autocommit, and the staged rows would
-    # be gone before the INSERT).
-    await session.execute(
-        text(
-            "CREATE TEMP TABLE IF NOT EXISTS executions_staging "
-            "(LIKE executions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-    )
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    pg = raw.driver_connection
-    assert pg is not None
-    columns = ", ".join(EXECUTION_COLUMNS)
-    await pg.copy_records_to_table(
-        "executions_staging",
-        records=[tuple(row[c] for c in EXECUTION_COLUMNS) for row in rows],
-        columns=list(EXECUTION_COLUMNS),
-    )
-    await pg.execute(
-        f"INSERT INTO executions ({columns}) SELECT {columns} FROM executions_staging "
-        "ON CONFLICT DO NOTHING"
-    )
 
 
 async def save_ground_truth(session: AsyncSession, rows: list[dict[str, object]]) -> None:

@@ -3,7 +3,7 @@ stored requests."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +18,9 @@ from shared.core.extraction import content_hash
 from shared.core.oracle import GroundTruthKind
 from shared.core.tokens import token_hash
 from shared.db.code import upsert_code
-from shared.db.models import Benchmark, Execution, Problem, Solution
+from shared.db.models import Benchmark, Problem, Solution
 from shared.db.reward_models import ApiToken, RewardItem, RewardRequest, TestBank, TestBankTest
+from shared.db.verdicts import passed_pairs, stored_pairs
 
 
 async def token_id(session: AsyncSession, token: str) -> int | None:
@@ -136,16 +137,9 @@ async def missing(session: AsyncSession, bank: Bank, solutions: Sequence[int]) -
     """The solutions without a verdict on some test of the bank."""
     if not solutions or not bank.weights:
         return []
-    rows = await session.execute(
-        select(Execution.solution_id, func.count())
-        .where(
-            Execution.solution_id.in_(set(solutions)),
-            Execution.unit_test_id.in_(bank.weights),
-            Execution.profile == bank.exec_profile,
-        )
-        .group_by(Execution.solution_id)
-    )
-    done = {sid for sid, count in rows if count == len(bank.weights)}
+    stored = await stored_pairs(session, bank.exec_profile, set(solutions), bank.weights)
+    counts = Counter(sid for sid, _ in stored)
+    done = {sid for sid, count in counts.items() if count == len(bank.weights)}
     return sorted(set(solutions) - done)
 
 
@@ -155,15 +149,9 @@ async def passed_sets(
     """Each solution's passed tests of the bank (a verdict not stored counts as failed)."""
     acc: dict[int, set[int]] = {sid: set() for sid in solutions}
     if solutions and bank.weights:
-        rows = await session.execute(
-            select(Execution.solution_id, Execution.unit_test_id).where(
-                Execution.solution_id.in_(set(solutions)),
-                Execution.unit_test_id.in_(bank.weights),
-                Execution.profile == bank.exec_profile,
-                Execution.passed.is_(True),
-            )
-        )
-        for sid, tid in rows:
+        for sid, tid in await passed_pairs(
+            session, bank.exec_profile, set(solutions), bank.weights
+        ):
             acc[sid].add(tid)
     return {sid: frozenset(tests) for sid, tests in acc.items()}
 

@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.core.analysis_types import ProblemMatrix
@@ -33,12 +33,12 @@ from shared.db.models import (
     Completion,
     CompletionSolution,
     CompletionTest,
-    Execution,
     GroundTruth,
     Problem,
     Run,
     RunCompletion,
 )
+from shared.db.verdicts import passed_pairs, stored_pairs
 from shared.enums import Role
 
 
@@ -136,17 +136,9 @@ async def _passes(
     session: AsyncSession, run: Run, solution_ids: set[int], test_ids: set[int]
 ) -> dict[int, set[int]]:
     passed: dict[int, set[int]] = defaultdict(set)
-    if not solution_ids or not test_ids:
-        return passed
-    rows = await session.execute(
-        select(Execution.solution_id, Execution.unit_test_id).where(
-            Execution.profile == run.exec_profile,
-            Execution.passed.is_(True),
-            Execution.solution_id.in_(solution_ids),
-            Execution.unit_test_id.in_(test_ids),
-        )
-    )
-    for solution_id, test_id in rows:
+    for solution_id, test_id in await passed_pairs(
+        session, run.exec_profile, solution_ids, test_ids
+    ):
         passed[solution_id].add(test_id)
     return passed
 
@@ -241,13 +233,5 @@ async def missing_verdicts(session: AsyncSession, run: Run, matrix: StoredMatrix
     solutions, tests = matrix.solution_ids, set(matrix.test_weights)
     if not solutions or not tests:
         return 0
-    stored = await session.scalar(
-        select(func.count())
-        .select_from(Execution)
-        .where(
-            Execution.profile == run.exec_profile,
-            Execution.solution_id.in_(solutions),
-            Execution.unit_test_id.in_(tests),
-        )
-    )
-    return len(solutions) * len(tests) - int(stored or 0)
+    stored = await stored_pairs(session, run.exec_profile, solutions, tests)
+    return len(solutions) * len(tests) - len(stored)

@@ -3,7 +3,8 @@
 Natural keys carry unique constraints so that every write can be
 ``INSERT ... ON CONFLICT DO NOTHING`` and a redelivered message changes nothing.
 Solutions and unit tests are content-addressed per problem, which makes the
-execution cache (solution, test, sandbox profile) shared across runs.
+execution cache (solution, test, sandbox profile) shared across runs; verdicts are
+packed per (solution, profile, segment of test ordinals) (``Verdict``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Integer,
+    LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.core.oracle import GroundTruthKind
@@ -63,6 +67,8 @@ class Problem(Base):
     entry_point: Mapped[str] = mapped_column(String(200))
     canonical_solution: Mapped[str] = mapped_column(Text, default="")
     test_code: Mapped[str] = mapped_column(Text)
+    test_ordinals: Mapped[int] = mapped_column(Integer, server_default="0")
+    """The next ordinal a new unit test of the problem gets (the trigger's counter)."""
     ground_truth: Mapped[str] = mapped_column(
         String(20), default=GroundTruthKind.TESTS.value, server_default=GroundTruthKind.TESTS.value
     )
@@ -126,6 +132,9 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set by ``coderm run archive``: the run's results stay, its verdicts are no longer
+    kept for it (``coderm gc`` may remove them)."""
 
 
 class RunProblem(Base):
@@ -255,6 +264,9 @@ class UnitTest(Base):
     style: Mapped[str] = mapped_column(String(20))
     content_hash: Mapped[str] = mapped_column(String(64))
     code: Mapped[str] = mapped_column(Text)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    """The test's place in its problem's test list (0, 1, ...), set by the database on
+    insert (trigger ``unit_test_ordinal``): where its verdicts sit in a packed row."""
     created_at: Mapped[datetime] = _created()
 
 
@@ -277,23 +289,55 @@ class CompletionTest(Base):
     unit_test_id: Mapped[int] = mapped_column(ForeignKey("unit_tests.id"), index=True)
 
 
-class Execution(Base):
-    __tablename__ = "executions"
+class ExecProfile(Base):
+    """An execution profile's name interned as a small integer (``verdicts.profile_id``)."""
+
+    __tablename__ = "exec_profiles"
+
+    id: Mapped[int] = mapped_column(SmallInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class VerdictDetail(Base):
+    """A verdict's detail text (the error a test raised), stored once however many
+    verdicts share it; ``digest``: its md5, the unique key (texts can be long)."""
+
+    __tablename__ = "verdict_details"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    digest: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class Verdict(Base):
+    """The verdicts of a solution under an execution profile on one segment of its
+    problem's test ordinals, packed one byte a test
+    (:mod:`shared.core.verdict_packing`; read and written by :mod:`shared.db.verdicts`)."""
+
+    __tablename__ = "verdicts"
 
     solution_id: Mapped[int] = mapped_column(
         ForeignKey("solutions.id", ondelete="CASCADE"), primary_key=True
     )
-    unit_test_id: Mapped[int] = mapped_column(
-        ForeignKey("unit_tests.id", ondelete="CASCADE"), primary_key=True
+    profile_id: Mapped[int] = mapped_column(
+        SmallInteger, ForeignKey("exec_profiles.id"), primary_key=True
     )
-    profile: Mapped[str] = mapped_column(String(200), primary_key=True)
-    outcome: Mapped[str] = mapped_column(String(20))
-    passed: Mapped[bool] = mapped_column(Boolean)
-    tests_run: Mapped[int | None] = mapped_column(Integer)
-    tests_passed: Mapped[int | None] = mapped_column(Integer)
-    duration_ms: Mapped[float | None] = mapped_column(Float)
-    detail: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _created()
+    segment: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    outcomes: Mapped[bytes] = mapped_column(LargeBinary)
+    details: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    counts: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class VerdictDetailOverflow(Base):
+    """Details of the verdicts of a packed row past its 30 inline detail slots."""
+
+    __tablename__ = "verdict_detail_overflow"
+
+    solution_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    segment: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    detail_id: Mapped[int] = mapped_column(ForeignKey("verdict_details.id"))
 
 
 class GroundTruth(Base):

@@ -112,7 +112,11 @@ def test_executor_sigkill_mid_run_gives_identical_numbers(stack: Stack, services
     wait_run_finished(stack, services, clean, timeout=600)
     expected = metrics(stack, clean)
     expected_picks = _selections(stack, clean)
-    query(stack, "DELETE FROM executions WHERE profile LIKE '%t450ms%'")
+    query(
+        stack,
+        "DELETE FROM verdicts WHERE profile_id IN "
+        "(SELECT id FROM exec_profiles WHERE name LIKE '%t450ms%')",
+    )
     query(stack, "DELETE FROM ground_truth")
 
     interrupted = submit(stack, *args)

@@ -179,7 +179,11 @@ def test_failing_batch_waits_in_the_broker_while_good_batches_run(
         for b in batches
     ]
     # The good batches run again for real: their results are deleted, their batches open.
-    query(stack, "DELETE FROM executions WHERE profile = $1", profile["exec_profile"])
+    query(
+        stack,
+        "DELETE FROM verdicts WHERE profile_id = (SELECT id FROM exec_profiles WHERE name = $1)",
+        profile["exec_profile"],
+    )
     query(stack, "UPDATE execution_batches SET done_at = NULL WHERE run_id = $1", run_id)
     poison_run = _copy_with_corrupt_limits(stack, run_id)
     poison = good[0].model_copy(update={"run_id": poison_run}).to_body()

@@ -69,10 +69,10 @@ def test_result_rows_split_executions_and_labels() -> None:
         "e:1:11": JobResult("e:1:11", Outcome.TIMEOUT, None, None, 100.0, "limit"),
         "g:1": JobResult("g:1", Outcome.FAIL, None, None, 2.0, "AssertionError"),
     }
-    executions, labels = result_rows(results, "P", "G")
-    assert sorted((r["unit_test_id"], r["passed"], r["outcome"]) for r in executions) == [
-        (10, True, "pass"),
-        (11, False, "timeout"),
+    executions, labels = result_rows(results, "G")
+    assert sorted((r.unit_test_id, r.outcome.value, r.detail) for r in executions) == [
+        (10, "pass", None),
+        (11, "timeout", "limit"),
     ]
     assert labels == [
         {
