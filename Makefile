@@ -8,7 +8,7 @@ BIN   := $(VENV)/bin
 UP    := deploy/local/up.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down stop-all status prometheus demo test test-long test-faults lint format typecheck bench clean reproduce-codet images
+.PHONY: help venv up down stop-all status prometheus demo test test-long test-faults test-faults-all lint format typecheck bench clean reproduce-codet images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,16 +45,20 @@ test: ## infra up, then lint, format check, import contracts, type check and the
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	@# pytest exits 5 when it collected no test: report it, don't fail the build on it.
-	@rc=0; $(BIN)/pytest -m "not long and not faults" || rc=$$?; \
+	@rc=0; $(BIN)/pytest -m "not long and not faults" --durations=15 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 test-long: ## infra up, then the long integration tests (marked long: watch, suites, dashboard, probe)
 	bash $(UP) --infra-only
-	$(BIN)/pytest -m long
+	$(BIN)/pytest -m long --durations=10
 
-test-faults: ## infra up, then the fault tests (marked faults) on private servers they start and stop
+test-faults: ## infra up, then the fault tests (marked faults) on private servers, but the 11-min frozen sandbox
 	bash $(UP) --infra-only
-	$(BIN)/pytest -m faults
+	$(BIN)/pytest -m faults -k "not sandbox-frozen" --durations=10
+
+test-faults-all: ## every fault test, the frozen sandbox too (it waits out the batch's worst case, ~11 min)
+	bash $(UP) --infra-only
+	$(BIN)/pytest -m faults --durations=10
 
 lint: venv ## ruff check + format check + import-linter contracts
 	$(BIN)/ruff check .

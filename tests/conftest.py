@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import ROOT, Services, Stack, cli, create_stack, drop_stack, run_services
+from bench.chaos_workload import import_sample
+from tests.stack import ROOT, Services, Stack, create_stack, drop_stack, run_services
 
 DEMO = ROOT / "data" / "demo"
 
@@ -34,35 +35,7 @@ def services(stack: Stack) -> Iterator[Services]:
 @pytest.fixture(scope="session")
 def imported(stack: Stack) -> None:
     """The bundled sample imported through the real CLI."""
-    steps = [
-        (
-            "import-benchmark",
-            "humaneval",
-            "--file",
-            str(DEMO / "humaneval.jsonl.gz"),
-            "--test-prompts",
-            str(DEMO / "humaneval_test_prompts.jsonl.gz"),
-        ),
-        *(
-            (
-                "import-completions",
-                str(DEMO / file),
-                "--benchmark",
-                "humaneval",
-                "--model",
-                "codegen16b",
-                "--role",
-                role,
-            )
-            for role, file in (
-                ("solution", "codegen16b_solutions.jsonl.gz"),
-                ("test", "codegen16b_tests.jsonl.gz"),
-            )
-        ),
-    ]
-    for step in steps:
-        result = cli(stack, *step)
-        assert result.returncode == 0, result.stdout + result.stderr
+    import_sample(stack)
 
 
 @pytest.fixture(scope="session")

@@ -40,11 +40,14 @@ class Stack:
     database: str
     queue_prefix: str
     log_dir: Path
+    admin_dsn: str = ADMIN_DSN
+    """The server's admin DSN (a private server's for the fault tests)."""
+    broker_url: str = BROKER_URL
 
     @property
     def database_url(self) -> str:
         """SQLAlchemy URL of the session's database."""
-        base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        base = self.admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
         return f"{base}/{self.database}"
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -52,7 +55,7 @@ class Stack:
         return {
             **os.environ,
             "CODERM_DATABASE__URL": self.database_url,
-            "CODERM_BROKER__URL": BROKER_URL,
+            "CODERM_BROKER__URL": self.broker_url,
             "CODERM_BROKER__QUEUE_PREFIX": self.queue_prefix,
             "CODERM_LOGGING__FORMAT": "json",
             # no metrics endpoint unless a test asks for one: the services of a running
@@ -62,19 +65,20 @@ class Stack:
         }
 
 
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(ADMIN_DSN)
+async def _admin(sql: str, dsn: str = ADMIN_DSN) -> None:
+    connection = await asyncpg.connect(dsn)
     try:
         await connection.execute(sql)
     finally:
         await connection.close()
 
 
-def create_stack(log_dir: Path) -> Stack:
-    """Create and migrate a fresh database; pick fresh queue names."""
+def create_stack(log_dir: Path, admin_dsn: str = ADMIN_DSN, broker_url: str = BROKER_URL) -> Stack:
+    """Create and migrate a fresh database; pick fresh queue names (on the shared
+    servers unless ``admin_dsn`` and ``broker_url`` name others)."""
     suffix = uuid.uuid4().hex[:10]
-    stack = Stack(f"coderm_test_{suffix}", f"coderm-test-{suffix}", log_dir)
-    asyncio.run(_admin(f'CREATE DATABASE "{stack.database}"'))
+    stack = Stack(f"coderm_test_{suffix}", f"coderm-test-{suffix}", log_dir, admin_dsn, broker_url)
+    asyncio.run(_admin(f'CREATE DATABASE "{stack.database}"', admin_dsn))
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         cwd=ROOT,
@@ -87,14 +91,14 @@ def create_stack(log_dir: Path) -> Stack:
 
 def drop_stack(stack: Stack) -> None:
     """Drop the session's database, queues and exchanges."""
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)'))
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)', stack.admin_dsn))
     asyncio.run(delete_topology(stack))
 
 
 async def delete_topology(stack: Stack) -> None:
     """Delete the queues and exchanges of ``stack``'s queue prefix."""
     topology = Topology(stack.queue_prefix)
-    connection = await aio_pika.connect_robust(BROKER_URL)
+    connection = await aio_pika.connect_robust(stack.broker_url)
     async with connection:
         channel = await connection.channel()
         for queue in topology.queues():
@@ -262,7 +266,7 @@ def dead_letters(stack: Stack) -> dict[str, int]:
 
     async def depths() -> dict[str, int]:
         topology = Topology(stack.queue_prefix)
-        connection = await aio_pika.connect_robust(BROKER_URL)
+        connection = await aio_pika.connect_robust(stack.broker_url)
         async with connection:
             channel = await connection.channel()
             out = {}
@@ -281,7 +285,7 @@ def consumers_ready(stack: Stack) -> bool:
 
     async def ready() -> bool:
         topology = Topology(stack.queue_prefix)
-        connection = await aio_pika.connect_robust(BROKER_URL)
+        connection = await aio_pika.connect_robust(stack.broker_url)
         async with connection:
             for kind in WORK_KINDS:
                 channel = await connection.channel()
@@ -300,7 +304,7 @@ def queue_counts(stack: Stack, kind: str) -> tuple[int, int]:
     """``(messages ready, consumers)`` of one work queue of the session."""
 
     async def counts() -> tuple[int, int]:
-        connection = await aio_pika.connect_robust(BROKER_URL)
+        connection = await aio_pika.connect_robust(stack.broker_url)
         async with connection:
             channel = await connection.channel()
             queue = await channel.declare_queue(
@@ -324,7 +328,7 @@ def queue_depth(stack: Stack, kind: str) -> int:
 
 async def publish_raw(stack: Stack, kind: str, body: bytes) -> None:
     """Publish one body, as it is, to a work queue of the session."""
-    connection = await aio_pika.connect_robust(BROKER_URL)
+    connection = await aio_pika.connect_robust(stack.broker_url)
     async with connection:
         channel = await connection.channel()
         exchange = await channel.get_exchange(Topology(stack.queue_prefix).exchange)
@@ -343,7 +347,7 @@ async def take_dead(
     """Take messages out of a dead-letter queue of the session (acked): ``count`` of
     them, waiting for them to arrive, or with ``None`` every one there is now."""
     taken: list[aio_pika.abc.AbstractIncomingMessage] = []
-    connection = await aio_pika.connect_robust(BROKER_URL)
+    connection = await aio_pika.connect_robust(stack.broker_url)
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(Topology(stack.queue_prefix).dead_queue(kind))

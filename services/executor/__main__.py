@@ -7,7 +7,8 @@ import contextlib
 
 import aiodocker
 
-from sandbox.client import Sandbox, make_sandbox
+from sandbox.client import DockerSandbox, Sandbox, WarmSandbox, make_sandbox
+from sandbox.client.sweeper import ContainerSweeper, owner_labels, owner_token, sweeping
 from services.executor.code_cache import UnitTestCache
 from services.executor.expected_handler import (
     DatabaseExpectedStore,
@@ -35,7 +36,11 @@ def main() -> None:
         else:
             docker = aiodocker.Docker(url=settings.sandbox.docker_url)
             stack.push_async_callback(docker.close)
-            sandbox = make_sandbox(settings.sandbox, docker)
+            token = owner_token(settings.instance)
+            sandbox = make_sandbox(settings.sandbox, docker, labels=owner_labels(token))
+            # what a failed delete left (the engine restarted under a batch) goes while
+            # this executor runs, not only when the next one starts
+            await stack.enter_async_context(sweeping(ContainerSweeper(docker, token)))
         removed = await sandbox.remove_stale_containers()
         ctx.log.info(
             "sandbox.ready",
@@ -66,10 +71,16 @@ def main() -> None:
             instance=settings.instance,
         )
         await ctx.broker.consume("expected", ComputeExpected, expected)
+        rewards_sandbox = sandbox
+        if isinstance(sandbox, DockerSandbox) and settings.warm_sandboxes > 0:
+            warm = WarmSandbox(sandbox, settings.warm_sandboxes, settings.warm_max_idle_s)
+            warm.start()
+            stack.push_async_callback(warm.close)
+            rewards_sandbox = warm
         rewards = PairsHandler(
             ctx.sessions,
             ctx.broker,
-            sandbox,
+            rewards_sandbox,
             asyncio.Semaphore(settings.reward_slots),
             instance=settings.instance,
         )

@@ -26,7 +26,7 @@ from tests.stack import (
     wait_run_finished,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 RUN_ARGS = ("--benchmark", "humaneval", "--policy", "codegen16b", "--test-model", "codegen16b")
 SMALL = ("--n", "6", "--m", "8", "--problems", "3")
 MIGRATION = "migrations/versions/20261207_0009_packed_verdicts.py"

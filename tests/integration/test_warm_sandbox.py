@@ -31,7 +31,7 @@ from tests.integration.test_sandbox import OURS as OURS
 from tests.integration.test_sandbox import docker as docker
 from tests.integration.test_sandbox import image as image
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
