@@ -24,7 +24,7 @@ from tests.faults.infra import PrivateInfra
 from tests.stack import Stack, wait_for
 
 SANDBOX_FILTER = "label=coderm.sandbox=1"
-FULL_TABLES = ("executions", "ground_truth")
+FULL_TABLES = ("verdicts", "verdict_details", "ground_truth")
 """The tables the disk-full fault moves onto its small file system."""
 HOLD_S = float(os.environ.get("CODERM_FAULT_HOLD_S", "20"))
 """How long the database faults (disk full, read-only) last."""

@@ -128,7 +128,7 @@ def import_sample(stack: Stack) -> None:
 def forget_verdicts(stack: Stack) -> None:
     """Drop every stored verdict and label, so that the next run executes all its
     batches again instead of reading the cache."""
-    query(stack, "TRUNCATE executions, ground_truth")
+    query(stack, "TRUNCATE verdicts, verdict_detail_overflow, ground_truth")
 
 
 def start_run(stack: Stack) -> str:
