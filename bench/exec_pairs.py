@@ -1,13 +1,15 @@
 """Executor benchmark: CodeRM's execution model against ``coderm exec-pairs``, side by side.
 
-    .venv/bin/python -m bench.exec_pairs [--limit N] [--no-adaptive] [--json OUT]
+    .venv/bin/python -m bench.exec_pairs [--limit N] [--no-adaptive] [--bwrap] [--json OUT]
 
 On the 12,290-pair set of :mod:`bench.pair_set` (first 10 CodeGen-16B solutions x first
 10 tests of every HumanEval problem, wrapped and paired exactly as CodeRM's scripts write
 its pair file) it runs (a) the baseline of :mod:`bench.reference_executor` (CodeRM's
 execution model: its globals, one process per pair, 1 s alarm, join 2 s, a pool of 2
 workers, chunks of 1,000) and (b) our sandbox through the code path of ``coderm
-exec-pairs`` (CodeRM's globals, 1 s semantics), then (c) the same with the adaptive limit, and
+exec-pairs`` (CodeRM's globals, 1 s semantics), then (c) the same with the adaptive
+limit (and with ``--bwrap``, (b) on the bubblewrap backend, its verdicts compared with
+Docker's), and
 prints pairs/s, the ratio, verdict agreement with every disagreement, the floor (time
 spent inside the pairs' modules / cores) and our per-pair overhead (wall x cores -
 in-pair time, per pair). Needs Docker and the sandbox image (``bash sandbox/build.sh``).
@@ -90,11 +92,20 @@ def run_reference(codes: list[str]) -> list[reference_executor.ReferenceResult]:
     return [reference_executor.ReferenceResult(*row) for row in json.loads(proc.stdout)]
 
 
-def run_ours(pairs: list[exec_pairs.PairLine], options: exec_pairs.ExecOptions, cores: int) -> Ours:
-    """Plan and execute as ``coderm exec-pairs`` does."""
+def run_ours(
+    pairs: list[exec_pairs.PairLine],
+    options: exec_pairs.ExecOptions,
+    cores: int,
+    backend: str | None = None,
+) -> Ours:
+    """Plan and execute as ``coderm exec-pairs`` does (on ``backend``, by default the
+    settings' own)."""
     started = time.monotonic()
     planned = exec_pairs.plan(pairs, options)
-    settings = exec_pairs.sandbox_settings(ExecutorSettings().sandbox, cores)
+    sandbox = ExecutorSettings().sandbox
+    if backend is not None:
+        sandbox = sandbox.model_copy(update={"backend": backend})
+    settings = exec_pairs.sandbox_settings(sandbox, cores)
     stats = exec_pairs.ExecStats()
     by_key = asyncio.run(
         exec_pairs.execute(planned.batches, settings, options, lambda _n: None, stats)
@@ -189,6 +200,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-reference", action="store_true", help="skip the baseline")
     parser.add_argument("--no-adaptive", action="store_true", help="skip the adaptive run")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument(
+        "--bwrap", action="store_true", help="also run on the bwrap backend (needs root)"
+    )
     args = parser.parse_args(argv)
     cores = host_cores()
     made = build_pairs()[: args.limit]
@@ -228,6 +242,19 @@ def main(argv: list[str]) -> int:
     figures["ours"] = _report_ours(
         "ours (exec-pairs, 1 s)", ours, pairs, reference, reference_rate, cores
     )
+    if args.bwrap:
+        run = run_ours(pairs, options, cores, backend="bwrap")
+        name = "ours on the bwrap backend (exec-pairs, 1 s)"
+        figures["bwrap"] = _report_ours(name, run, pairs, reference, reference_rate, cores)
+        same = sum(
+            (a.outcome, a.tests_run, a.tests_passed) == (b.outcome, b.tests_run, b.tests_passed)
+            for a, b in zip(run.results, ours.results, strict=True)
+        )
+        print(
+            f"  same verdicts as Docker: {same / len(pairs):.2%};"
+            f" pairs/s {len(pairs) / run.seconds / (len(pairs) / ours.seconds):.2f}x Docker's"
+        )
+        figures["bwrap_same_verdicts"] = same / len(pairs)
     if not args.no_adaptive:
         adaptive = exec_pairs.ExecOptions(adaptive=AdaptiveLimit())
         run = run_ours(pairs, adaptive, cores)

@@ -25,10 +25,12 @@ from tests.stack import (
     Services,
     Stack,
     cli,
+    dead_reason,
     publish,
     query,
     queue_depth,
     submit,
+    take_dead,
     wait_for,
     wait_run_finished,
 )
@@ -639,6 +641,10 @@ def test_an_inline_problem_gets_a_bank_once_its_test_model_answers(
     assert stored[0]["task_id"].startswith("sha256:")
     runs = _bank_runs(stack)
     assert len(runs) == before + 1 and runs[-1]["tasks"] == [stored[0]["task_id"]]
+    # the failed run's score request is dead-lettered with its reason (and taken out,
+    # so the tests after this one find no dead letter of theirs)
+    (dead,) = asyncio.run(take_dead(stack, "score", 1))
+    assert "needs at least one candidate sample" in dead_reason(dead)
 
     samples = {
         "solution": (problem["prompt"], ["    return 3 * x\n"]),
