@@ -12,8 +12,6 @@ import pytest
 from bench.chaos_workload import import_sample
 from tests.stack import ROOT, Services, Stack, create_stack, drop_stack, run_services
 
-DEMO = ROOT / "data" / "demo"
-
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

@@ -229,6 +229,23 @@ def command(
         str(len(cgroup.procs)),
         *cgroup.procs,
         "unshare",
+        *scratch_mounts(settings, mounts),
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        "bwrap",
+        *bwrap_args(settings, rootfs, env, cgroup, mounts),
+    ]
+
+
+def scratch_mounts(settings: SandboxSettings, mounts: Mounts) -> list[str]:
+    """``unshare``'s arguments for a private mount namespace in which the scratch
+    tmpfs (``/tmp`` and ``/dev/shm`` of the sandbox) are mounted before what follows."""
+    return [
         "--mount",
         "--propagation",
         "private",
@@ -241,15 +258,6 @@ def command(
         mounts.tmp,
         tmpfs_options(SHM_MB),
         mounts.shm,
-        "setpriv",
-        f"--reuid={uid}",
-        f"--regid={gid}",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--",
-        "bwrap",
-        *bwrap_args(settings, rootfs, env, cgroup, mounts),
     ]
 
 
@@ -276,18 +284,7 @@ def rlimit_command(
         f"--map-user={uid}",
         f"--map-group={gid}",
         "--keep-caps",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        MOUNT_SCRATCH,
-        "sh",
-        tmpfs_options(settings.tmpfs_mb),
-        mounts.tmp,
-        tmpfs_options(SHM_MB),
-        mounts.shm,
+        *scratch_mounts(settings, mounts),
         "setpriv",
         *drop,
         "--",

@@ -75,10 +75,10 @@ class BankMaker:
                 f"no test bank for {names} (coderm bank create --from-run RUN, or set "
                 "CODERM_BANK_TEST_MODEL to make banks on first use)"
             )
-        runs = await self._bank_runs(refs)
+        pending = set((await self._bank_runs(refs)).values())
         deadline = time.monotonic() + self.settings.bank_wait_s
         while True:
-            pending = await self._finish(set(runs.values()))
+            pending = await self._finish(pending)
             if not pending:
                 return
             if time.monotonic() > deadline:
